@@ -1,0 +1,43 @@
+# Blindspot developer commands. `make demo` and `make test` work on a fresh machine with Python 3.11.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+PYTEST_ARGS ?=
+
+.PHONY: install demo test lint typecheck stack-up stack-down clean
+
+$(UV):
+	python3 -m pip install --quiet --user uv || python3 -m pip install --quiet uv
+
+install: $(UV)
+	$(UV) sync --frozen --all-groups
+	@$(PY) -c "import shared, services, blindspot" && echo "installed into $(VENV)"
+
+lint:
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
+
+typecheck:
+	$(VENV)/bin/mypy shared services blindspot
+
+test: install
+	$(VENV)/bin/blindspot stack deps
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy shared services blindspot
+	$(VENV)/bin/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+demo: install
+	$(VENV)/bin/blindspot stack up
+	$(VENV)/bin/blindspot demo
+
+stack-up: install
+	$(VENV)/bin/blindspot stack up
+
+stack-down:
+	$(VENV)/bin/blindspot stack down
+
+clean:
+	rm -rf .stack .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Blindspot's client side: the Python SDK (``blindspot.sdk``) and the ``blindspot`` CLI."""

@@ -1,0 +1,94 @@
+"""The Celery app factory and the one house task decorator.
+
+Reliability settings (see README "Reliability"): ``acks_late`` + ``reject_on_worker_lost`` so a task
+whose worker dies is redelivered; prefetch 1; the Redis transport's ``visibility_timeout`` above the task
+time limit, and kombu's ``unacked_restore_interval`` short, so redelivery takes seconds, not an hour.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from celery import Celery, Task
+from kombu import Queue as KombuQueue
+from pydantic import BaseModel
+
+from shared.contracts.tasks import QUEUE_OF, Queue, TaskName
+from shared.errors import DependencyUnavailable
+from shared.settings import Settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# Exceptions that mean "try again later": dependencies down, lock contention.
+RETRYABLE: tuple[type[BaseException], ...] = (DependencyUnavailable, ConnectionError, TimeoutError)
+
+
+def make_celery(name: str, settings: Settings, *, include: list[str] | None = None) -> Celery:
+    app = Celery(name, broker=settings.broker_url, backend=settings.result_backend, include=include or [])
+    c = settings.celery
+    app.conf.update(
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        task_acks_on_failure_or_timeout=True,
+        worker_prefetch_multiplier=1,
+        task_time_limit=c.task_time_limit_s,
+        task_soft_time_limit=max(1, c.task_time_limit_s - 10),
+        task_always_eager=c.task_always_eager,
+        task_eager_propagates=True,
+        task_serializer="json",
+        accept_content=["json"],
+        result_expires=3600,
+        task_queues=[KombuQueue(q.value) for q in Queue],
+        task_default_queue=Queue.metrics.value,
+        task_routes={name.value: {"queue": queue.value} for name, queue in QUEUE_OF.items()},
+        broker_transport_options={
+            "visibility_timeout": c.visibility_timeout_s,
+            "unacked_restore_interval": c.unacked_restore_interval_s,
+        },
+        result_backend_transport_options={"visibility_timeout": c.visibility_timeout_s},
+        broker_connection_retry_on_startup=True,
+        worker_hijack_root_logger=False,
+        worker_cancel_long_running_tasks_on_connection_loss=True,
+    )
+    return app
+
+
+def house_task(
+    app: Celery,
+    name: TaskName,
+    *,
+    retry_on: tuple[type[BaseException], ...] = RETRYABLE,
+    max_retries: int = 8,
+) -> Callable[[F], F]:
+    """Register ``fn`` as the task ``name`` with the house reliability options.
+
+    Retries on ``retry_on`` with exponential backoff (jittered, capped at 60 s). The task body must be
+    idempotent: load by id, check state, lock, upsert by natural keys.
+    """
+
+    def decorator(fn: F) -> F:
+        return app.task(  # type: ignore[no-any-return]
+            name=name.value,
+            bind=False,
+            acks_late=True,
+            reject_on_worker_lost=True,
+            autoretry_for=retry_on,
+            retry_backoff=True,
+            retry_backoff_max=60,
+            retry_jitter=True,
+            max_retries=max_retries,
+            queue=QUEUE_OF[name].value,
+        )(fn)
+
+    return decorator
+
+
+def send(app: Celery, name: TaskName, payload: BaseModel, **options: Any) -> Any:
+    """Send a task by name (producers never import the consumer's code)."""
+    return app.send_task(
+        name.value, kwargs=payload.model_dump(mode="json"), queue=QUEUE_OF[name].value, **options
+    )
+
+
+__all__ = ["RETRYABLE", "Task", "house_task", "make_celery", "send"]

@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, CheckConstraint, Float, ForeignKey, Identity, Index
+from sqlalchemy.orm import Mapped, mapped_column
+
+from shared.db.base import Base
+
+
+class Prediction(Base):
+    """A predicted box (absolute pixels, ``xywh``) with confidence in [0, 1]. Partitioned by run."""
+
+    __tablename__ = "predictions"
+    __table_args__ = (
+        CheckConstraint("w >= 0 AND h >= 0", name="nonnegative_size"),
+        CheckConstraint("confidence >= 0 AND confidence <= 1", name="conf_range"),
+        Index("ix_predictions_run_row", "model_run_id", "data_row_id"),
+        {"postgresql_partition_by": "HASH (model_run_id)"},
+    )
+
+    model_run_id: Mapped[int] = mapped_column(
+        ForeignKey("model_runs.id", ondelete="CASCADE"), primary_key=True
+    )
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    data_row_id: Mapped[int] = mapped_column(ForeignKey("data_rows.id", ondelete="CASCADE"))
+    class_id: Mapped[int] = mapped_column(ForeignKey("classes.id", ondelete="RESTRICT"))
+    x: Mapped[float] = mapped_column(Float)
+    y: Mapped[float] = mapped_column(Float)
+    w: Mapped[float] = mapped_column(Float)
+    h: Mapped[float] = mapped_column(Float)
+    confidence: Mapped[float] = mapped_column(Float, default=1.0, server_default="1.0")
