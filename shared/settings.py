@@ -88,9 +88,27 @@ class QdrantSettings(BaseModel):
 
 class TritonSettings(BaseModel):
     enabled: bool = Field(default=False, description="Call Triton; off = ONNX Runtime in-process.")
-    url: str = Field(default="127.0.0.1:8001", description="Triton endpoint (gRPC port for grpc).")
+    url: str = Field(
+        default="127.0.0.1:8011",
+        description="Triton endpoint host:port for the chosen protocol (the local stack serves gRPC on"
+        " local_grpc_port and HTTP on local_http_port).",
+    )
     protocol: Literal["grpc", "http"] = Field(default="grpc", description="Triton protocol.")
     timeout_s: float = Field(default=30.0, gt=0, description="Per-request timeout.")
+    retries: int = Field(
+        default=4, ge=0, le=20, description="Retries of a Triton call that failed as unavailable (backoff)."
+    )
+    retry_backoff_s: float = Field(
+        default=0.5, gt=0, description="First retry delay; doubles each retry (capped at 10 s)."
+    )
+    local_http_port: int = Field(default=8010, description="HTTP port of the local tritonserver.")
+    local_grpc_port: int = Field(default=8011, description="gRPC port of the local tritonserver.")
+    local_metrics_port: int = Field(default=8012, description="Metrics port of the local tritonserver.")
+    python_env: Path = Field(
+        default=REPO_ROOT / ".venv-triton",
+        description="Venv (made from Debian's /usr/bin/python3.11) with numpy + onnxruntime for the local"
+        " tritonserver's Python backend; created on first start.",
+    )
     detector_model: str = Field(default="yolov8_demo", description="Detector model name in Triton.")
     embedder_model: str = Field(default="efficientnet_lite0", description="Embedding model name.")
 
@@ -109,6 +127,24 @@ class ModelSettings(BaseModel):
     )
 
 
+class InferenceSettings(BaseModel):
+    batch_size: int = Field(default=16, ge=1, le=256, description="Images per detector call.")
+    confidence: float = Field(
+        default=0.05, ge=0, le=1, description="Detections below this confidence are not stored."
+    )
+    nms_iou: float = Field(default=0.7, gt=0, le=1, description="IoU above which NMS drops a box.")
+    agnostic_nms: bool = Field(default=False, description="NMS across classes (true) or per class (false).")
+    max_detections: int = Field(default=300, ge=1, description="Most boxes kept per image after NMS.")
+    imgsz: int | None = Field(
+        default=None, ge=32, description="Detector input size; unset = read from the ONNX (shape/metadata)."
+    )
+    onnx_threads: int = Field(default=0, ge=0, description="ONNX Runtime intra-op threads (0 = all cores).")
+    fetch_workers: int = Field(default=8, ge=1, le=64, description="Threads fetching/decoding images.")
+    task_rows: int = Field(
+        default=128, ge=1, le=10_000, description="Rows per inference.run task (one job spans many tasks)."
+    )
+
+
 class LimitSettings(BaseModel):
     max_image_bytes: int = Field(default=50 * 1024 * 1024, ge=1, description="Largest image accepted.")
     max_image_pixels: int = Field(default=50_000_000, ge=1, description="Largest width*height accepted.")
@@ -122,6 +158,65 @@ class ServiceUrls(BaseModel):
     search: str = Field(default="http://127.0.0.1:8002", description="Search service base URL.")
     inference: str = Field(default="http://127.0.0.1:8003", description="Inference service base URL.")
     metrics: str = Field(default="http://127.0.0.1:8004", description="Metrics service base URL.")
+
+
+class GatewaySettings(BaseModel):
+    bootstrap_token: SecretStr = Field(
+        default=SecretStr("dev-only-bootstrap-token"),
+        description="Token that authorizes POST /v1/workspaces (creates a workspace and its first admin"
+        " key; `blindspot admin create-workspace` sends it). Required, non-placeholder, in prod.",
+    )
+    max_page_size: int = Field(default=200, ge=1, le=1000, description="Largest gallery/catalog page.")
+    key_touch_interval_s: int = Field(
+        default=60, ge=0, description="An API key's last_used_at is written at most this often."
+    )
+    upstream_timeout_s: float = Field(
+        default=60.0, gt=0, description="Timeout of calls the gateway forwards to ingest/search/inference."
+    )
+    web_dir: Path = Field(
+        default=REPO_ROOT / "services" / "gateway" / "web" / "static",
+        description="Built web UI served at / (if the folder exists).",
+    )
+
+
+class IngestSettings(BaseModel):
+    thumbnail_px: int = Field(default=256, ge=16, le=2048, description="Longest side of gallery thumbnails.")
+    thumbnail_quality: int = Field(default=80, ge=1, le=100, description="WebP quality of thumbnails.")
+    workers: int = Field(
+        default=8, ge=1, le=64, description="Threads that decode images and write S3 objects per request."
+    )
+    max_files_per_request: int = Field(
+        default=1000, ge=1, description="Most images in one multipart or streaming upload request."
+    )
+    async_import_bytes: int = Field(
+        default=32 * 1024 * 1024,
+        ge=0,
+        description="Annotation/prediction files larger than this import as a background job (queue"
+        " 'ingest'); smaller ones import inline. Both report through /v1/jobs/{id}.",
+    )
+    metrics_chunk_rows: int = Field(
+        default=1000, ge=1, description="Rows per metrics.compute_rows task sent after an import."
+    )
+
+
+class SearchSettings(BaseModel):
+    embed_batch: int = Field(default=16, ge=1, le=256, description="Images per embedding model call.")
+    onnx_threads: int = Field(default=0, ge=0, description="ONNX Runtime intra-op threads (0 = all cores).")
+    max_window: int = Field(
+        default=5000, ge=100, description="Deepest result a similarity query pages to (offset + limit)."
+    )
+    slice_max_rows: int = Field(
+        default=5000, ge=100, description="Most rows a similarity slice evaluates when it is read."
+    )
+    crop_context: float = Field(
+        default=0.1, ge=0, le=1, description="Context added around a box before embedding its crop."
+    )
+    min_crop_px: int = Field(default=4, ge=1, description="Boxes smaller than this (w or h) get no embedding.")
+    inprocess_worker: bool = Field(
+        default=True,
+        description="With an embedded vector store (no BLINDSPOT_QDRANT__URL), the search API also consumes"
+        " the 'embeddings' queue in-process, since only one process may open the store.",
+    )
 
 
 class Settings(BaseSettings):
@@ -140,6 +235,11 @@ class Settings(BaseSettings):
         description="Shared token for service-to-service HTTP calls.",
     )
     stack_dir: Path = Field(default=REPO_ROOT / ".stack", description="Where the local stack keeps state.")
+    stack_autostart: bool = Field(
+        default=True,
+        description="`blindspot stack` may start a local server (Postgres, Redis, S3) where a local address"
+        " in these settings does not answer; false = fail naming the setting instead.",
+    )
     database: DatabaseSettings = DatabaseSettings()
     redis: RedisSettings = RedisSettings()
     celery: CelerySettings = CelerySettings()
@@ -147,8 +247,12 @@ class Settings(BaseSettings):
     qdrant: QdrantSettings = QdrantSettings()
     triton: TritonSettings = TritonSettings()
     models: ModelSettings = ModelSettings()
+    inference: InferenceSettings = InferenceSettings()
     limits: LimitSettings = LimitSettings()
+    ingest: IngestSettings = IngestSettings()
     services: ServiceUrls = ServiceUrls()
+    search: SearchSettings = SearchSettings()
+    gateway: GatewaySettings = GatewaySettings()
 
     @field_validator("log_level")
     @classmethod
@@ -165,6 +269,7 @@ class Settings(BaseSettings):
                 ("BLINDSPOT_SECRET_KEY", self.secret_key),
                 ("BLINDSPOT_INTERNAL_TOKEN", self.internal_token),
                 ("BLINDSPOT_S3__SECRET_KEY", self.s3.secret_key),
+                ("BLINDSPOT_GATEWAY__BOOTSTRAP_TOKEN", self.gateway.bootstrap_token),
             ):
                 raw = value.get_secret_value()
                 if raw.lower() in PLACEHOLDER_SECRETS or raw.startswith("dev-only") or len(raw) < 16:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from sqlalchemy import BigInteger, CheckConstraint, Float, ForeignKey, Index, SmallInteger, String
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.db.base import Base
@@ -44,3 +45,10 @@ class ObjectMatch(Base):
     area: Mapped[float | None] = mapped_column(Float)
     iscrowd: Mapped[bool | None] = mapped_column()
     ignored: Mapped[bool] = mapped_column(default=False, server_default="false")
+    # Added by migration metrics01 (docs/metrics.md, "Thresholds without recompute").
+    ign_mask: Mapped[int] = mapped_column(SmallInteger, default=0, server_default="0")
+    area_masks: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    match_iou: Mapped[float | None] = mapped_column(Float)
+    match_ious: Mapped[list[float] | None] = mapped_column(ARRAY(Float))
+    tide_error: Mapped[str | None] = mapped_column(String(8))
+    tide_fix_class: Mapped[int | None] = mapped_column(BigInteger)

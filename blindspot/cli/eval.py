@@ -1,0 +1,66 @@
+"""``blindspot eval``: offline evaluation of detection files (no server needed).
+
+``blindspot eval coco --gt GT.json --dets DETS.json --out OUT.json [--per-image]`` evaluates COCO
+box detections with exact pycocotools numbers (report shape: ``shared.metrics.coco_report``).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+import typer
+
+app = typer.Typer(no_args_is_help=True, help="Evaluate detection files offline (COCO metrics).")
+
+
+def _load(path: Path, what: str) -> Any:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise typer.BadParameter(f"cannot read {what} file {path}: {exc.strerror}") from exc
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise typer.BadParameter(f"{what} file {path} is not valid JSON: {exc}") from exc
+
+
+@app.command("coco")
+def coco(
+    gt: Path = typer.Option(..., "--gt", help="COCO ground truth JSON (images, annotations, categories)."),
+    dets: Path = typer.Option(
+        ..., "--dets", help="COCO results JSON: a list of {image_id, category_id, bbox, score}."
+    ),
+    out: Path = typer.Option(..., "--out", help="Where to write the JSON report."),
+    per_image: bool = typer.Option(
+        False, "--per-image", help="Add per-image TP/FP/FN (IoU 0.5) per category and the matches."
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Do not print the summary."),
+) -> None:
+    """Evaluate DETS against GT like pycocotools COCOeval (bbox) and write OUT."""
+    from shared.errors import InvalidInput
+    from shared.metrics.coco import evaluate_coco
+    from shared.metrics.coco_report import coco_report
+
+    started = time.perf_counter()
+    gt_data = _load(gt, "ground truth")
+    det_data = _load(dets, "detections")
+    if isinstance(det_data, dict) and isinstance(det_data.get("annotations"), list):
+        det_data = det_data["annotations"]
+    try:
+        result = evaluate_coco(gt_data, det_data)
+    except InvalidInput as exc:
+        context = f" {exc.context}" if exc.context else ""
+        typer.echo(f"error: {exc.detail}{context}", err=True)
+        raise typer.Exit(code=2) from exc
+    report = coco_report(result, per_image=per_image)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(orjson.dumps(report, option=orjson.OPT_NON_STR_KEYS))
+    if not quiet:
+        for key, value in report.items():
+            if isinstance(value, float):
+                typer.echo(f"{key:<10} {value:.4f}")
+        elapsed = time.perf_counter() - started
+        typer.echo(f"wrote {out} ({elapsed:.2f}s)", err=True)

@@ -1,0 +1,451 @@
+"""Gateway rules without I/O: API keys, scopes, the gallery filter language, cursors, histogram edges.
+
+The filter language (docs/api.md, "Filters") is JSON: ``{"all": [cond, ...], "any": [cond, ...]}``, every
+``all`` condition must hold and, when ``any`` is given, at least one of its conditions. A condition is
+``{"field", "op", "value", "class_name"?}``. This module validates a filter into typed conditions with
+messages that name the offending field; ``repository/gallery.py`` turns them into SQL.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import math
+import secrets
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.db.models.enums import ApiScope, ErrorType, Split
+from shared.errors import BadRequest
+
+# --------------------------------------------------------------------------------------------- API keys
+
+KEY_PREFIX = "bsk"
+SCOPE_RANK = {ApiScope.read.value: 1, ApiScope.write.value: 2, ApiScope.admin.value: 3}
+
+
+@dataclass(frozen=True)
+class NewKey:
+    prefix: str
+    secret: str
+
+    @property
+    def plaintext(self) -> str:
+        return f"{KEY_PREFIX}_{self.prefix}_{self.secret}"
+
+
+def generate_key() -> NewKey:
+    """A fresh key: 48 bits of public prefix (the lookup id) and 256 bits of secret."""
+    return NewKey(prefix=secrets.token_hex(6), secret=secrets.token_urlsafe(32))
+
+
+def parse_key(raw: str) -> tuple[str, str] | None:
+    """``bsk_<prefix>_<secret>`` -> (prefix, secret), or None when the shape is wrong."""
+    parts = raw.strip().split("_", 2)
+    if len(parts) != 3 or parts[0] != KEY_PREFIX or not parts[1] or not parts[2]:
+        return None
+    return parts[1], parts[2]
+
+
+def hash_secret(secret: str, pepper: str) -> str:
+    """HMAC-SHA256 of the key's secret with the server secret as pepper.
+
+    Keys carry 256 random bits, so a slow password hash (argon2/scrypt) adds no brute-force resistance
+    but would cost tens of milliseconds on every request; the pepper means a leaked table alone cannot
+    even verify a guess.
+    """
+    return hmac.new(pepper.encode(), secret.encode(), hashlib.sha256).hexdigest()
+
+
+def verify_secret(secret: str, pepper: str, expected_hash: str) -> bool:
+    return hmac.compare_digest(hash_secret(secret, pepper), expected_hash)
+
+
+def effective_rank(scopes: frozenset[str] | list[str]) -> int:
+    return max((SCOPE_RANK.get(s, 0) for s in scopes), default=0)
+
+
+def has_scope(scopes: frozenset[str] | list[str], needed: str) -> bool:
+    """Scopes nest: admin includes write, write includes read."""
+    return effective_rank(scopes) >= SCOPE_RANK[needed]
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The caller of a request: its workspace and its key's scopes."""
+
+    workspace_id: int
+    key_id: int
+    scopes: frozenset[str]
+
+    def has(self, scope: str) -> bool:
+        return has_scope(self.scopes, scope)
+
+
+def implied_scopes(scopes: frozenset[str] | list[str]) -> frozenset[str]:
+    rank = effective_rank(scopes)
+    return frozenset(s for s, r in SCOPE_RANK.items() if r <= rank)
+
+
+# ------------------------------------------------------------------------------------------ filter JSON
+
+Op = Literal["lt", "lte", "gt", "gte", "eq", "ne", "between", "in", "is_null", "not_null"]
+COMPARE_OPS = {"lt", "lte", "gt", "gte", "eq", "ne"}
+
+
+class Condition(BaseModel):
+    """One condition of a gallery filter."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    field: str = Field(
+        description="A metric (iou, confidence, precision, recall, f1, tp, fp, fn, ...) or "
+        "an attribute (split, class_in_gt, class_in_pred, annotation, metadata.<key>, "
+        "error_type, slice_id, similar_to, compare, confusion, data_row_id, dataset_id)."
+    )
+    op: Op = "eq"
+    value: Any = None
+    class_name: str | None = Field(default=None, description="Restrict a metric (or error_type) to a class.")
+    min_confidence: float | None = Field(
+        default=None, ge=0, le=1, description="error_type only: the erring prediction's confidence floor."
+    )
+
+
+class Filter(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "all": [
+                        {"field": "recall", "class_name": "person", "op": "gte", "value": 0.2},
+                        {"field": "recall", "class_name": "person", "op": "lt", "value": 0.3},
+                        {"field": "split", "op": "eq", "value": "validation"},
+                    ]
+                }
+            ]
+        },
+    )
+
+    all: list[Condition] = Field(default_factory=list, max_length=64)
+    any: list[Condition] = Field(default_factory=list, max_length=64)
+
+
+class Sort(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    field: str = Field(default="data_row_id", description="A metric name or data_row_id.")
+    order: Literal["asc", "desc"] = "asc"
+    class_name: str | None = None
+
+
+# Public metric name -> column of row_metrics / row_class_metrics.
+METRIC_COLUMNS: dict[str, str] = {
+    "iou": "mean_iou",
+    "mean_iou": "mean_iou",
+    "confidence": "mean_conf",
+    "mean_confidence": "mean_conf",
+    "min_confidence": "min_conf",
+    "max_confidence": "max_conf",
+    "precision": "precision",
+    "recall": "recall",
+    "f1": "f1",
+    "tp": "tp",
+    "fp": "fp",
+    "fn": "fn",
+    "num_gt": "num_gt",
+    "num_pred": "num_pred",
+    "lb_iou": "lb_iou",
+    "lb_tp": "lb_tp",
+    "lb_fp": "lb_fp",
+    "lb_fn": "lb_fn",
+    "n_cls": "n_cls",
+    "n_loc": "n_loc",
+    "n_both": "n_both",
+    "n_dupe": "n_dupe",
+    "n_bkg": "n_bkg",
+    "n_miss": "n_miss",
+}
+# Metrics in [0, 1] (histograms over [0, 1]); the others are counts (integer buckets).
+RATE_COLUMNS = {"mean_iou", "mean_conf", "min_conf", "max_conf", "precision", "recall", "f1", "lb_iou"}
+# Columns with a (run, metric, row) index (migration gateway01): keyset pages stay index range scans.
+INDEXED_METRICS = ("mean_iou", "mean_conf", "min_conf", "precision", "recall", "f1", "tp", "fp", "fn")
+# Columns that depend on the IoU/confidence thresholds (recomputed from object_matches when they differ).
+THRESHOLD_COLUMNS = (
+    "num_gt",
+    "num_pred",
+    "tp",
+    "fp",
+    "fn",
+    "precision",
+    "recall",
+    "f1",
+    "mean_iou",
+    "min_conf",
+    "mean_conf",
+    "max_conf",
+)
+ATTRIBUTES = {
+    "split",
+    "class_in_gt",
+    "class_in_pred",
+    "annotation",
+    "error_type",
+    "slice_id",
+    "similar_to",
+    "compare",
+    "confusion",
+    "data_row_id",
+    "dataset_id",
+}
+COMPARE_STATUSES = ("fixed", "regressed", "new_error", "still_wrong")
+IOU_GRID = tuple(round(0.5 + 0.05 * k, 2) for k in range(10))
+
+
+def _bad(field_name: str, message: str) -> BadRequest:
+    return BadRequest(f"filter field {field_name!r}: {message}", context={"field": field_name})
+
+
+def _number(field_name: str, v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+        raise _bad(field_name, f"value must be a finite number, got {v!r}")
+    return float(v)
+
+
+def _check_scalar_op(c: Condition, numeric: bool) -> None:
+    conv = (lambda v: _number(c.field, v)) if numeric else (lambda v: v)
+    if c.op in COMPARE_OPS:
+        if c.value is None:
+            raise _bad(c.field, f"op {c.op!r} needs a value")
+        conv(c.value)
+    elif c.op == "between":
+        if not isinstance(c.value, list) or len(c.value) != 2:
+            raise _bad(c.field, "op 'between' needs value [lo, hi]")
+        lo, hi = (conv(v) for v in c.value)
+        if numeric and lo > hi:
+            raise _bad(c.field, "between needs lo <= hi")
+    elif c.op == "in":
+        if not isinstance(c.value, list) or not c.value or len(c.value) > 10_000:
+            raise _bad(c.field, "op 'in' needs a non-empty list (at most 10,000 values)")
+        for v in c.value:
+            conv(v)
+
+
+@dataclass(frozen=True)
+class MetricCond:
+    column: str
+    op: str
+    value: Any
+    class_name: str | None
+
+
+@dataclass(frozen=True)
+class AttrCond:
+    field: str  # attribute name, or "metadata" with key
+    op: str
+    value: Any
+    class_name: str | None = None
+    key: str | None = None
+    min_confidence: float | None = None
+
+
+@dataclass
+class ParsedFilter:
+    all: list[MetricCond | AttrCond] = field(default_factory=list)
+    any: list[MetricCond | AttrCond] = field(default_factory=list)
+
+    def conditions(self) -> list[MetricCond | AttrCond]:
+        return [*self.all, *self.any]
+
+    def class_names(self) -> set[str]:
+        names: set[str] = set()
+        for c in self.conditions():
+            if c.class_name:
+                names.add(c.class_name)
+            if isinstance(c, AttrCond) and c.field in {"class_in_gt", "class_in_pred"}:
+                names.update(c.value if isinstance(c.value, list) else [c.value])
+            if isinstance(c, AttrCond) and c.field == "confusion":
+                names.update(n for n in (c.value["gt_class"], c.value["pred_class"]) if n is not None)
+        return names
+
+
+def parse_condition(c: Condition) -> MetricCond | AttrCond:
+    name = c.field
+    if name in METRIC_COLUMNS:
+        if c.op in COMPARE_OPS | {"between", "in"}:
+            _check_scalar_op(c, numeric=True)
+        if c.min_confidence is not None:
+            raise _bad(name, "min_confidence applies to error_type only")
+        return MetricCond(METRIC_COLUMNS[name], c.op, c.value, c.class_name)
+    if name.startswith("metadata."):
+        key = name.removeprefix("metadata.")
+        if not key:
+            raise _bad(name, "metadata needs a key: metadata.<key>")
+        if c.op in {"lt", "lte", "gt", "gte", "between"}:
+            _check_scalar_op(c, numeric=True)
+        else:
+            _check_scalar_op(c, numeric=False)
+        return AttrCond("metadata", c.op, c.value, key=key)
+    if name not in ATTRIBUTES:
+        raise _bad(name, "unknown field (see docs/api.md, Filters)")
+    if c.class_name is not None and name not in {"error_type"}:
+        raise _bad(name, "class_name applies to metrics and error_type only")
+    if c.min_confidence is not None and name != "error_type":
+        raise _bad(name, "min_confidence applies to error_type only")
+    value = c.value
+    if name == "split":
+        _need_ops(c, {"eq", "ne", "in"})
+        for v in value if isinstance(value, list) else [value]:
+            if v not in {s.value for s in Split}:
+                raise _bad(name, f"unknown split {v!r}; one of {[s.value for s in Split]}")
+    elif name in {"class_in_gt", "class_in_pred"}:
+        _need_ops(c, {"eq", "in"})
+        for v in value if isinstance(value, list) else [value]:
+            if not isinstance(v, str) or not v:
+                raise _bad(name, "value must be a class name or a list of class names")
+    elif name == "annotation":
+        _need_ops(c, {"eq"})
+        if value not in {"none", "any"}:
+            raise _bad(name, "value must be 'none' or 'any'")
+    elif name == "error_type":
+        _need_ops(c, {"eq", "ne", "in", "not_null", "is_null"})
+        for v in value if isinstance(value, list) else ([] if value is None else [value]):
+            if v not in {e.value for e in ErrorType}:
+                raise _bad(name, f"unknown error type {v!r}; one of {[e.value for e in ErrorType]}")
+        if c.op in {"eq", "ne", "in"} and value is None:
+            raise _bad(name, f"op {c.op!r} needs a value")
+    elif name in {"slice_id", "data_row_id", "dataset_id"}:
+        _need_ops(c, {"eq", "in", "ne"} if name != "slice_id" else {"eq", "in"})
+        for v in value if isinstance(value, list) else [value]:
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0 or v > 2**62:
+                raise _bad(name, "value must be an id (integer) or a list of ids")
+        if isinstance(value, list) and (not value or len(value) > 10_000):
+            raise _bad(name, "list must hold 1 to 10,000 ids")
+    elif name == "similar_to":
+        _need_ops(c, {"eq"})
+        if not isinstance(value, dict) or not isinstance(value.get("data_row_ids"), list):
+            raise _bad(name, "value must be {data_row_ids: [...], score_threshold?: float, limit?: int}")
+        ids = value["data_row_ids"]
+        if not ids or len(ids) > 1000 or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
+            raise _bad(name, "data_row_ids must hold 1 to 1,000 ids")
+        thr = value.get("score_threshold")
+        if thr is not None:
+            _number(name, thr)
+        lim = value.get("limit", 1000)
+        if isinstance(lim, bool) or not isinstance(lim, int) or not 1 <= lim <= 10_000:
+            raise _bad(name, "limit must be an integer in [1, 10000]")
+        value = {"data_row_ids": ids, "score_threshold": thr, "limit": lim}
+    elif name == "compare":
+        _need_ops(c, {"eq"})
+        if not isinstance(value, dict) or not isinstance(value.get("other_run_id"), int):
+            raise _bad(
+                name, "value must be {other_run_id: int, status: fixed|regressed|new_error|still_wrong}"
+            )
+        if value.get("status") not in COMPARE_STATUSES:
+            raise _bad(name, f"status must be one of {list(COMPARE_STATUSES)}")
+        value = {"other_run_id": value["other_run_id"], "status": value["status"]}
+    elif name == "confusion":
+        _need_ops(c, {"eq"})
+        if not isinstance(value, dict) or set(value) - {"gt_class", "pred_class"}:
+            raise _bad(name, "value must be {gt_class: name|null, pred_class: name|null}")
+        gt, pred = value.get("gt_class"), value.get("pred_class")
+        if gt is None and pred is None:
+            raise _bad(name, "gt_class and pred_class cannot both be null")
+        value = {"gt_class": gt, "pred_class": pred}
+    return AttrCond(name, c.op, value, class_name=c.class_name, min_confidence=c.min_confidence)
+
+
+def _need_ops(c: Condition, allowed: set[str]) -> None:
+    if c.op not in allowed:
+        raise _bad(c.field, f"op {c.op!r} not allowed; use one of {sorted(allowed)}")
+
+
+def parse_filter(f: Filter | None) -> ParsedFilter:
+    if f is None:
+        return ParsedFilter()
+    return ParsedFilter(
+        all=[parse_condition(c) for c in f.all],
+        any=[parse_condition(c) for c in f.any],
+    )
+
+
+def sort_column(sort: Sort) -> str | None:
+    """The metric column a sort uses, None for data_row_id order; 400 naming an unknown field."""
+    if sort.field == "data_row_id":
+        if sort.class_name:
+            raise BadRequest("sort 'class_name' needs a metric field", context={"field": "sort.class_name"})
+        return None
+    if sort.field not in METRIC_COLUMNS:
+        raise BadRequest(f"sort field {sort.field!r}: unknown metric", context={"field": "sort.field"})
+    return METRIC_COLUMNS[sort.field]
+
+
+def iou_bit(iou_threshold: float) -> int:
+    """The tp_mask bit of an IoU threshold on the COCO grid 0.50:0.05:0.95."""
+    k = round((iou_threshold - 0.5) / 0.05)
+    if not 0 <= k <= 9 or abs(IOU_GRID[k] - iou_threshold) > 1e-6:
+        raise BadRequest(
+            f"iou_threshold {iou_threshold} must be on the grid 0.50, 0.55, ..., 0.95",
+            context={"field": "iou_threshold"},
+        )
+    return 1 << k
+
+
+# ------------------------------------------------------------------------------------------------ cursor
+
+
+def encode_cursor(payload: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps(payload)).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, signature: str) -> dict[str, Any]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        payload = orjson.loads(raw)
+        assert isinstance(payload, dict) and isinstance(payload.get("id"), int)
+    except Exception as exc:
+        raise BadRequest("cursor is malformed", context={"field": "cursor"}) from exc
+    if payload.get("sig") != signature:
+        raise BadRequest(
+            "cursor belongs to a different query (filter, sort or thresholds changed)",
+            context={"field": "cursor"},
+        )
+    return payload
+
+
+def query_signature(*parts: Any) -> str:
+    return hashlib.sha256(orjson.dumps(parts, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
+
+
+# ------------------------------------------------------------------------------------------- histograms
+
+
+def histogram_edges(column: str, bins: int, vmin: float | None, vmax: float | None) -> list[float]:
+    """Bucket edges: [0, 1] in ``bins`` steps for rates; unit-aligned integer buckets for counts."""
+    if column in RATE_COLUMNS:
+        return [round(i / bins, 12) for i in range(bins + 1)]
+    lo = math.floor(vmin) if vmin is not None else 0
+    hi = math.ceil(vmax) if vmax is not None else 1
+    if hi <= lo:
+        hi = lo + 1
+    width = max(1, math.ceil((hi - lo) / bins))
+    edges = [float(lo)]
+    while edges[-1] < hi:
+        edges.append(edges[-1] + width)
+    return edges
+
+
+def bucket_conditions(
+    metric: str, class_name: str | None, lo: float | None, hi: float | None, last: bool
+) -> list[dict[str, Any]]:
+    """The conditions selecting exactly a bucket's rows: [lo, hi), the last bucket [lo, hi]."""
+    base: dict[str, Any] = {"field": metric}
+    if class_name:
+        base["class_name"] = class_name
+    if lo is None:
+        return [{**base, "op": "is_null"}]
+    return [{**base, "op": "gte", "value": lo}, {**base, "op": "lte" if last else "lt", "value": hi}]

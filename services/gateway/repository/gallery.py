@@ -1,0 +1,271 @@
+"""Gallery reads: keyset pages, counts, row details with their objects, histograms."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Float, and_, case, func, literal, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.gateway.repository.filters import DR, PRED, Compiled
+from services.gateway.repository.sources import OM, RunScope, row_source
+from shared.db.models import Annotation, ObjectClass
+
+ANN = Annotation.__table__
+CLS = ObjectClass.__table__
+
+
+@dataclass
+class PageKey:
+    """Where a page starts: after (value, id) in phase 0 (non-null values), after id in phase 1 (nulls)."""
+
+    phase: int = 0
+    value: float | None = None
+    id: int | None = None
+
+
+async def page_ids(
+    session: AsyncSession,
+    compiled: Compiled,
+    sort_expr: Any | None,
+    descending: bool,
+    after: PageKey | None,
+    limit: int,
+) -> list[tuple[int, float | None, int]]:
+    """Up to ``limit`` (data_row_id, sort value, phase) rows in order, starting after ``after``."""
+    row = compiled.src.c.data_row_id
+    base = select(row.label("id")).select_from(compiled.from_).where(*compiled.where)
+    if sort_expr is None:
+        q = base.add_columns(literal(None, Float).label("v"), literal(0).label("phase"))
+        if after is not None and after.id is not None:
+            q = q.where(row < after.id if descending else row > after.id)
+        q = q.order_by(row.desc() if descending else row.asc()).limit(limit)
+        return [(r.id, None, 0) for r in (await session.execute(q)).all()]
+
+    def phase0() -> Any:
+        q = base.add_columns(sort_expr.label("v"), literal(0).label("phase")).where(sort_expr.is_not(None))
+        if after is not None and after.phase == 0 and after.id is not None:
+            key = tuple_(sort_expr, row)
+            q = q.where(key < (after.value, after.id) if descending else key > (after.value, after.id))
+        order = (sort_expr.desc(), row.desc()) if descending else (sort_expr.asc(), row.asc())
+        return q.order_by(*order).limit(limit)
+
+    def phase1() -> Any:
+        q = base.add_columns(literal(None, Float).label("v"), literal(1).label("phase")).where(
+            sort_expr.is_(None)
+        )
+        if after is not None and after.phase == 1 and after.id is not None:
+            q = q.where(row < after.id if descending else row > after.id)
+        return q.order_by(row.desc() if descending else row.asc()).limit(limit)
+
+    if after is not None and after.phase == 1:
+        rows = (await session.execute(phase1())).all()
+        return [(r.id, None, 1) for r in rows]
+    first = [(r.id, r.v, 0) for r in (await session.execute(phase0())).all()]
+    if len(first) >= limit:
+        return first
+    second = (await session.execute(phase1().limit(limit - len(first)))).all()
+    return first + [(r.id, None, 1) for r in second]
+
+
+async def count_rows(session: AsyncSession, compiled: Compiled) -> int:
+    q = select(func.count()).select_from(compiled.from_).where(*compiled.where)
+    return int((await session.execute(q)).scalar_one())
+
+
+async def row_details(
+    session: AsyncSession, scope: RunScope, ids: Sequence[int]
+) -> dict[int, dict[str, Any]]:
+    """data_rows joined with the row metrics of ``scope`` for ``ids``."""
+    if not ids:
+        return {}
+    src = row_source(scope, row_ids=ids)
+    metric_cols = [c for c in src.c if c.name not in {"data_row_id"}]
+    q = (
+        select(
+            DR.c.id,
+            DR.c.global_key,
+            DR.c.dataset_id,
+            DR.c.width,
+            DR.c.height,
+            DR.c.object_key,
+            DR.c.thumbnail_key,
+            DR.c.metadata,
+            *metric_cols,
+        )
+        .select_from(DR.join(src, src.c.data_row_id == DR.c.id))
+        .where(DR.c.id.in_(list(ids)), DR.c.workspace_id == scope.workspace_id)
+    )
+    out: dict[int, dict[str, Any]] = {}
+    for r in (await session.execute(q)).mappings():
+        out[r["id"]] = dict(r)
+    return out
+
+
+async def row_objects(
+    session: AsyncSession, scope: RunScope | None, ids: Sequence[int]
+) -> dict[int, list[dict[str, Any]]]:
+    """GT boxes of the rows and, for a run, its predictions at the confidence threshold, with match status.
+
+    At the run's thresholds status/iou/error_type are the stored ones. At other thresholds a prediction is
+    TP when its ``tp_mask`` has the IoU's bit, else FP; a GT is TP when its bit is set and its matched
+    prediction passes the confidence threshold, else FN (error types stay those of the run's thresholds).
+    """
+    out: dict[int, list[dict[str, Any]]] = {i: [] for i in ids}
+    if not ids:
+        return out
+    id_list = list(ids)
+    gt_q: Any
+    if scope is None:
+        gt_q = (
+            select(ANN.c.id, ANN.c.data_row_id, CLS.c.name, ANN.c.x, ANN.c.y, ANN.c.w, ANN.c.h, ANN.c.iscrowd)
+            .select_from(ANN.join(CLS, CLS.c.id == ANN.c.class_id))
+            .where(ANN.c.data_row_id.in_(id_list))
+        )
+        for r in (await session.execute(gt_q.order_by(ANN.c.id))).all():
+            out[r.data_row_id].append(_obj("gt", r, None, None, None, None, None))
+        return out
+    om = OM.alias("om_obj")
+    mp = OM.alias("om_mp")
+    bit = scope.bit
+    gt_status: Any = om.c.status
+    if scope.custom:
+        gt_status = case(
+            (om.c.status.is_(None), None),
+            (
+                and_(om.c.tp_mask.op("&")(bit) != 0, func.coalesce(mp.c.confidence, 1.0) >= scope.conf),
+                "TP",
+            ),
+            else_="FN",
+        )
+    gt_q = (
+        select(
+            ANN.c.id,
+            ANN.c.data_row_id,
+            CLS.c.name,
+            ANN.c.x,
+            ANN.c.y,
+            ANN.c.w,
+            ANN.c.h,
+            ANN.c.iscrowd,
+            gt_status.label("status"),
+            om.c.iou,
+            om.c.error_type,
+            om.c.matched_object_id,
+        )
+        .select_from(
+            ANN.join(CLS, CLS.c.id == ANN.c.class_id)
+            .outerjoin(
+                om,
+                and_(om.c.model_run_id == scope.run_id, om.c.kind == "gt", om.c.object_id == ANN.c.id),
+            )
+            .outerjoin(
+                mp,
+                and_(
+                    mp.c.model_run_id == scope.run_id,
+                    mp.c.kind == "pred",
+                    mp.c.object_id == om.c.matched_object_id,
+                ),
+            )
+        )
+        .where(ANN.c.data_row_id.in_(id_list))
+        .order_by(ANN.c.id)
+    )
+    pom = OM.alias("om_pred")
+    pred_status: Any = pom.c.status
+    if scope.custom:
+        pred_status = case(
+            (pom.c.status.is_(None), None), (pom.c.tp_mask.op("&")(bit) != 0, "TP"), else_="FP"
+        )
+    pred_q = (
+        select(
+            PRED.c.id,
+            PRED.c.data_row_id,
+            CLS.c.name,
+            PRED.c.x,
+            PRED.c.y,
+            PRED.c.w,
+            PRED.c.h,
+            PRED.c.confidence,
+            pred_status.label("status"),
+            pom.c.iou,
+            pom.c.error_type,
+            pom.c.matched_object_id,
+        )
+        .select_from(
+            PRED.join(CLS, CLS.c.id == PRED.c.class_id).outerjoin(
+                pom,
+                and_(pom.c.model_run_id == scope.run_id, pom.c.kind == "pred", pom.c.object_id == PRED.c.id),
+            )
+        )
+        .where(
+            PRED.c.model_run_id == scope.run_id,
+            PRED.c.data_row_id.in_(id_list),
+            PRED.c.confidence >= scope.conf,
+        )
+        .order_by(PRED.c.confidence.desc(), PRED.c.id)
+    )
+    for r in (await session.execute(gt_q)).all():
+        out[r.data_row_id].append(_obj("gt", r, None, r.status, r.iou, r.error_type, r.matched_object_id))
+    for r in (await session.execute(pred_q)).all():
+        out[r.data_row_id].append(
+            _obj("pred", r, r.confidence, r.status, r.iou, r.error_type, r.matched_object_id)
+        )
+    return out
+
+
+def _obj(
+    kind: str,
+    r: Any,
+    conf: float | None,
+    status: str | None,
+    iou: float | None,
+    error_type: str | None,
+    matched: int | None,
+) -> dict[str, Any]:
+    return {
+        "kind": kind,
+        "id": r.id,
+        "class_name": r.name,
+        "box": [r.x, r.y, r.w, r.h],
+        "confidence": conf,
+        "status": status,
+        "iou": iou,
+        "error_type": error_type,
+        "matched_object_id": matched,
+        "iscrowd": bool(getattr(r, "iscrowd", False) or False),
+    }
+
+
+async def value_range(session: AsyncSession, compiled: Compiled, expr: Any) -> tuple[Any, Any]:
+    q = select(func.min(expr), func.max(expr)).select_from(compiled.from_).where(*compiled.where)
+    r = (await session.execute(q)).one()
+    return r[0], r[1]
+
+
+async def histogram_counts(
+    session: AsyncSession, compiled: Compiled, expr: Any, edges: list[float]
+) -> tuple[list[int], int]:
+    """Counts per bucket [e_i, e_i+1) (the last also holds e_n) and the NULL count, in one scan.
+
+    ``width_bucket(v, ARRAY[edges])`` compares ``v`` with the same float8 edges the bucket filters carry
+    (``gte``/``lt``), so a bucket's count is exactly the number of rows its filter returns.
+    """
+    from sqlalchemy import ARRAY, type_coerce
+
+    arr = type_coerce(edges, ARRAY(Float))
+    b = func.width_bucket(expr, arr)
+    n = len(edges) - 1
+    bucket = case((expr == edges[-1], n), else_=b).label("b")
+    inner = select(bucket).select_from(compiled.from_).where(*compiled.where).subquery("hb")
+    q = select(inner.c.b, func.count()).group_by(inner.c.b)
+    counts = [0] * n
+    nulls = 0
+    for b_i, cnt in (await session.execute(q)).all():
+        if b_i is None:
+            nulls += cnt
+        elif 1 <= b_i <= n:
+            counts[b_i - 1] += cnt
+    return counts, nulls

@@ -1,0 +1,28 @@
+"""What the lifespan builds once and every request reads (``request.app.state.gw``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from shared.adapters.storage import ObjectStore
+from shared.settings import Settings
+
+
+@dataclass
+class GatewayState:
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    store: ObjectStore
+    upstream: dict[str, httpx.AsyncClient]
+    celery: Any
+
+    def presign(self, key: str | None) -> str | None:
+        """A short-lived GET URL (computed locally, no S3 round trip), or None without a key."""
+        if not key:
+            return None
+        return self.store.presign_get(key, self.settings.s3.presign_ttl_s)

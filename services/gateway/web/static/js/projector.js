@@ -1,0 +1,404 @@
+// Projector view: the 2-D embedding map on a Canvas2D, drawn pixel by pixel into an ImageData (100k
+// points redraw in a few ms), zoom on the wheel, pan by dragging, lasso (shift-drag or lasso mode) into
+// the selection, which opens in the gallery.
+
+import { api } from "./api.js";
+import { el, fmt } from "./boxes.js";
+import { PALETTE } from "./charts.js";
+import { METRICS } from "./gallery.js";
+import { navigate, on, setSelection, state } from "./state.js";
+
+// A perceptual ramp (viridis-like) for metric values in [0, 1], low = dark purple, high = yellow.
+const RAMP = [
+  [68, 1, 84], [72, 40, 120], [62, 74, 137], [49, 104, 142], [38, 130, 142],
+  [31, 158, 137], [53, 183, 121], [109, 205, 89], [180, 222, 44], [253, 231, 37],
+];
+const NULL_RGB = [100, 110, 125];
+
+function rampColor(t) {
+  if (t === null || t === undefined || Number.isNaN(t)) return NULL_RGB;
+  const u = Math.min(Math.max(t, 0), 1) * (RAMP.length - 1);
+  const i = Math.min(Math.floor(u), RAMP.length - 2);
+  const f = u - i;
+  return RAMP[i].map((c, k) => Math.round(c + (RAMP[i + 1][k] - c) * f));
+}
+
+function hexRgb(h) {
+  const n = parseInt(h.slice(1), 16);
+  return [(n >> 16) & 255, (n >> 8) & 255, n & 255];
+}
+
+function pointInPolygon(x, y, poly) {
+  let inside = false;
+  for (let i = 0, j = poly.length - 1; i < poly.length; j = i++) {
+    const [xi, yi] = poly[i];
+    const [xj, yj] = poly[j];
+    if (yi > y !== yj > y && x < ((xj - xi) * (y - yi)) / (yj - yi) + xi) inside = !inside;
+  }
+  return inside;
+}
+
+export function renderProjector(root, runId, params) {
+  const colorBy = params.get("color") || "mean_iou";
+  const P = { n: 0, ids: null, xs: null, ys: null, vals: null, labels: null, colors: null };
+  const view = { cx: 0, cy: 0, scale: 1, mode: "pan", lasso: null, drag: null, hover: -1 };
+
+  const projSel = el("select", { name: "projection", "aria-label": "projection" });
+  const colorSel = el(
+    "select",
+    { name: "color-by", "aria-label": "colour by" },
+    el("optgroup", { label: "metric" }, ...METRICS.map(([v, t]) => el("option", { value: v, selected: v === colorBy }, t))),
+    el("option", { value: "class", selected: colorBy === "class" }, "class (most frequent GT)"),
+    el("option", { value: "split", selected: colorBy === "split" }, "split"),
+  );
+  colorSel.addEventListener("change", () => navigate(`runs/${runId}/projector`, { color: colorSel.value }));
+  const modeBtn = el("button", { class: "btn", "data-testid": "lasso-mode", "aria-pressed": "false" }, "Lasso");
+  const info = el("span", { class: "count", "data-testid": "projector-info" }, "…");
+  const selInfo = el("span", { class: "count", "data-testid": "lasso-count" }, "");
+  const openBtn = el("button", { class: "btn primary", disabled: true, "data-testid": "lasso-open" }, "Open selection in gallery");
+  const legendBox = el("div", { class: "proj-legend" });
+  const canvas = el("canvas", { class: "proj-canvas", "data-testid": "projector-canvas" });
+  const overlay = el("canvas", { class: "proj-overlay" });
+  const hoverBox = el("div", { class: "proj-hover", hidden: true });
+  const stage = el("div", { class: "proj-stage" }, canvas, overlay, hoverBox, legendBox);
+  const status = el("div", { class: "grid-status" });
+  root.replaceChildren(
+    el(
+      "div",
+      { class: "projector" },
+      el(
+        "div",
+        { class: "toolbar" },
+        el("span", { class: "tb-label" }, "Map"),
+        projSel,
+        el("span", { class: "tb-label" }, "Colour"),
+        colorSel,
+        el("span", { class: "sep" }),
+        modeBtn,
+        el("button", { class: "btn ghost", onclick: () => { fit(); draw(); } }, "Reset view"),
+        el("span", { class: "hint" }, "wheel: zoom · drag: pan · shift-drag: lasso"),
+        el("span", { class: "grow" }),
+        selInfo,
+        openBtn,
+        info,
+      ),
+      status,
+      stage,
+    ),
+  );
+  const setMode = (m) => {
+    view.mode = m;
+    modeBtn.classList.toggle("active", m === "lasso");
+    modeBtn.setAttribute("aria-pressed", String(m === "lasso"));
+    stage.classList.toggle("lasso", m === "lasso");
+  };
+  modeBtn.addEventListener("click", () => setMode(view.mode === "lasso" ? "pan" : "lasso"));
+  openBtn.addEventListener("click", () => navigate(`runs/${runId}/gallery`, { selection: "1", label: `projector lasso · ${state.selection.size} rows`, sort: "mean_iou:asc:" }));
+
+  const ctx = canvas.getContext("2d");
+  const octx = overlay.getContext("2d");
+  let W = 0;
+  let H = 0;
+  const dpr = window.devicePixelRatio || 1;
+  const resize = () => {
+    const r = stage.getBoundingClientRect();
+    W = Math.max(Math.floor(r.width), 100);
+    H = Math.max(Math.floor(r.height), 100);
+    for (const c of [canvas, overlay]) {
+      c.width = Math.floor(W * dpr);
+      c.height = Math.floor(H * dpr);
+      c.style.width = `${W}px`;
+      c.style.height = `${H}px`;
+    }
+  };
+  const toScreen = (x, y) => [(x - view.cx) * view.scale + W / 2, H / 2 - (y - view.cy) * view.scale];
+  const toData = (sx, sy) => [(sx - W / 2) / view.scale + view.cx, (H / 2 - sy) / view.scale + view.cy];
+
+  function fit() {
+    if (!P.n) return;
+    let x0 = Infinity, x1 = -Infinity, y0 = Infinity, y1 = -Infinity;
+    for (let i = 0; i < P.n; i++) {
+      x0 = Math.min(x0, P.xs[i]); x1 = Math.max(x1, P.xs[i]);
+      y0 = Math.min(y0, P.ys[i]); y1 = Math.max(y1, P.ys[i]);
+    }
+    view.cx = (x0 + x1) / 2;
+    view.cy = (y0 + y1) / 2;
+    view.scale = 0.9 * Math.min(W / Math.max(x1 - x0, 1e-9), H / Math.max(y1 - y0, 1e-9));
+  }
+
+  function draw() {
+    const w = canvas.width;
+    const h = canvas.height;
+    const img = ctx.createImageData(w, h);
+    const buf = new Uint32Array(img.data.buffer);
+    buf.fill(0xff1a1512); // background #12151a (ABGR little-endian)
+    const size = view.scale * dpr > 40 ? 3 : 2;
+    const sel = state.selection;
+    const plot = (i, abgr, sz) => {
+      const [sx, sy] = toScreen(P.xs[i], P.ys[i]);
+      const px = Math.floor(sx * dpr);
+      const py = Math.floor(sy * dpr);
+      if (px < 0 || py < 0 || px >= w - sz || py >= h - sz) return;
+      for (let dy = 0; dy < sz; dy++) {
+        const o = (py + dy) * w + px;
+        for (let dx = 0; dx < sz; dx++) buf[o + dx] = abgr;
+      }
+    };
+    const hasSel = sel.size > 0;
+    for (let i = 0; i < P.n; i++) {
+      if (hasSel && sel.has(P.ids[i])) continue;
+      let c = P.colors[i];
+      if (hasSel) c = (c & 0x00ffffff) | 0x55000000; // fade the rest
+      plot(i, c, size);
+    }
+    if (hasSel) for (let i = 0; i < P.n; i++) if (sel.has(P.ids[i])) plot(i, 0xffffffff, size + 1);
+    ctx.putImageData(img, 0, 0);
+    drawOverlay();
+  }
+
+  function drawOverlay() {
+    octx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    octx.clearRect(0, 0, W, H);
+    if (view.lasso && view.lasso.length > 1) {
+      octx.beginPath();
+      octx.moveTo(view.lasso[0][0], view.lasso[0][1]);
+      for (const [x, y] of view.lasso) octx.lineTo(x, y);
+      octx.closePath();
+      octx.fillStyle = "rgba(96,165,250,0.12)";
+      octx.strokeStyle = "#60a5fa";
+      octx.lineWidth = 1.5;
+      octx.setLineDash([5, 4]);
+      octx.fill();
+      octx.stroke();
+      octx.setLineDash([]);
+    }
+    if (view.hover >= 0) {
+      const [sx, sy] = toScreen(P.xs[view.hover], P.ys[view.hover]);
+      octx.strokeStyle = "#fff";
+      octx.lineWidth = 1.5;
+      octx.beginPath();
+      octx.arc(sx, sy, 6, 0, Math.PI * 2);
+      octx.stroke();
+    }
+  }
+
+  function colorize() {
+    P.colors = new Uint32Array(P.n);
+    const abgr = ([r, g, b]) => ((255 << 24) | (b << 16) | (g << 8) | r) >>> 0;
+    const categorical = P.labels && P.labels.some((x) => x !== null && x !== undefined);
+    if (categorical) {
+      const names = [...new Set(P.labels.filter((x) => x !== null && x !== undefined))].sort();
+      const colorOf = new Map(names.map((n, i) => [n, abgr(hexRgb(PALETTE[i % PALETTE.length]))]));
+      for (let i = 0; i < P.n; i++) P.colors[i] = colorOf.get(P.labels[i]) ?? abgr(NULL_RGB);
+      legendBox.replaceChildren(
+        ...names.slice(0, 16).map((n, i) => el("span", {}, el("i", { style: `background:${PALETTE[i % PALETTE.length]}` }), n)),
+      );
+      return;
+    }
+    let lo = Infinity;
+    let hi = -Infinity;
+    for (let i = 0; i < P.n; i++) {
+      const v = P.vals[i];
+      if (!Number.isNaN(v)) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
+    }
+    const unit = lo >= 0 && hi <= 1;
+    const [a, b] = unit ? [0, 1] : [lo, hi === lo ? lo + 1 : hi];
+    for (let i = 0; i < P.n; i++) {
+      const v = P.vals[i];
+      P.colors[i] = abgr(Number.isNaN(v) ? NULL_RGB : rampColor((v - a) / (b - a)));
+    }
+    if (lo === Infinity) {
+      legendBox.replaceChildren(el("span", {}, `no ${colorBy} values on the points`));
+      return;
+    }
+    legendBox.replaceChildren(
+      el("span", {}, fmt(a)),
+      el("span", { class: "ramp", style: `background:linear-gradient(90deg,${RAMP.map((c) => `rgb(${c})`).join(",")})` }),
+      el("span", {}, fmt(b)),
+      el("span", {}, el("i", { style: `background:rgb(${NULL_RGB})` }), "none"),
+    );
+  }
+
+  // Spatial hash for hover: cells of 8 screen px, rebuilt lazily per view.
+  let hash = null;
+  let hashKey = "";
+  function nearest(sx, sy) {
+    const key = `${view.cx},${view.cy},${view.scale},${W},${H}`;
+    if (key !== hashKey) {
+      hash = new Map();
+      for (let i = 0; i < P.n; i++) {
+        const [px, py] = toScreen(P.xs[i], P.ys[i]);
+        if (px < 0 || py < 0 || px > W || py > H) continue;
+        const k = ((px / 8) | 0) * 4096 + ((py / 8) | 0);
+        if (!hash.has(k)) hash.set(k, []);
+        hash.get(k).push(i);
+      }
+      hashKey = key;
+    }
+    let best = -1;
+    let bd = 64;
+    const cx = (sx / 8) | 0;
+    const cy = (sy / 8) | 0;
+    for (let gx = cx - 1; gx <= cx + 1; gx++)
+      for (let gy = cy - 1; gy <= cy + 1; gy++)
+        for (const i of hash.get(gx * 4096 + gy) || []) {
+          const [px, py] = toScreen(P.xs[i], P.ys[i]);
+          const d = (px - sx) ** 2 + (py - sy) ** 2;
+          if (d < bd) { bd = d; best = i; }
+        }
+    return best;
+  }
+
+  function finishLasso() {
+    const poly = view.lasso.map(([x, y]) => toData(x, y));
+    view.lasso = null;
+    if (poly.length < 3) { draw(); return; }
+    const ids = [];
+    for (let i = 0; i < P.n; i++) if (pointInPolygon(P.xs[i], P.ys[i], poly)) ids.push(P.ids[i]);
+    setSelection(ids);
+  }
+
+  const pos = (e) => {
+    const r = overlay.getBoundingClientRect();
+    return [e.clientX - r.left, e.clientY - r.top];
+  };
+  overlay.addEventListener("pointerdown", (e) => {
+    overlay.setPointerCapture(e.pointerId);
+    const p = pos(e);
+    if (view.mode === "lasso" || e.shiftKey) view.lasso = [p];
+    else view.drag = { p, cx: view.cx, cy: view.cy };
+  });
+  overlay.addEventListener("pointermove", (e) => {
+    const [sx, sy] = pos(e);
+    if (view.lasso) {
+      view.lasso.push([sx, sy]);
+      drawOverlay();
+      return;
+    }
+    if (view.drag) {
+      view.cx = view.drag.cx - (sx - view.drag.p[0]) / view.scale;
+      view.cy = view.drag.cy + (sy - view.drag.p[1]) / view.scale;
+      draw();
+      return;
+    }
+    const i = nearest(sx, sy);
+    if (i !== view.hover) {
+      view.hover = i;
+      drawOverlay();
+    }
+    if (i >= 0) {
+      hoverBox.hidden = false;
+      hoverBox.style.left = `${sx + 12}px`;
+      hoverBox.style.top = `${sy + 12}px`;
+      const v = P.labels && P.labels[i] != null ? P.labels[i] : fmt(P.vals[i], 3);
+      hoverBox.textContent = `row ${P.ids[i]} · ${colorBy} ${v}`;
+    } else hoverBox.hidden = true;
+  });
+  const up = () => {
+    if (view.lasso) finishLasso();
+    view.drag = null;
+  };
+  overlay.addEventListener("pointerup", up);
+  overlay.addEventListener("pointercancel", up);
+  overlay.addEventListener("dblclick", (e) => {
+    if (view.hover >= 0) {
+      setSelection([P.ids[view.hover]]);
+      navigate(`runs/${runId}/gallery`, { selection: "1", label: `row ${P.ids[view.hover]}` });
+    }
+    e.preventDefault();
+  });
+  overlay.addEventListener(
+    "wheel",
+    (e) => {
+      e.preventDefault();
+      const [sx, sy] = pos(e);
+      const [dx, dy] = toData(sx, sy);
+      view.scale *= Math.exp(-e.deltaY * 0.0015);
+      // Keep the data point under the cursor fixed.
+      view.cx = dx - (sx - W / 2) / view.scale;
+      view.cy = dy - (H / 2 - sy) / view.scale;
+      draw();
+    },
+    { passive: false },
+  );
+
+  const offSel = on("selection", (sel) => {
+    selInfo.textContent = sel.size ? `${sel.size} selected` : "";
+    openBtn.disabled = sel.size === 0;
+    if (P.n) draw();
+  });
+  selInfo.textContent = state.selection.size ? `${state.selection.size} selected` : "";
+  openBtn.disabled = state.selection.size === 0;
+  const ro = new ResizeObserver(() => {
+    resize();
+    if (P.n) draw();
+  });
+  ro.observe(stage);
+
+  let cancelled = false;
+  async function load(projection) {
+    status.textContent = "Loading points…";
+    const ids = [];
+    const xs = [];
+    const ys = [];
+    const vals = [];
+    const labels = [];
+    let cursor = null;
+    const t0 = performance.now();
+    do {
+      const page = await api.projectionPoints(projection.id, cursor, 20000, colorBy);
+      if (cancelled) return;
+      for (const p of page.points || []) {
+        ids.push(Number(p.data_row_id));
+        xs.push(p.x);
+        ys.push(p.y);
+        const v = p.value ?? (p.metrics ? p.metrics[colorBy] : undefined) ?? p[colorBy];
+        vals.push(typeof v === "number" ? v : NaN);
+        labels.push(typeof v === "string" ? v : (p.label ?? null));
+      }
+      cursor = page.next_cursor || null;
+      status.textContent = `Loading points… ${ids.length}`;
+    } while (cursor);
+    Object.assign(P, {
+      n: ids.length,
+      ids: Float64Array.from(ids),
+      xs: Float64Array.from(xs),
+      ys: Float64Array.from(ys),
+      vals: Float64Array.from(vals),
+      labels: labels.some((l) => l !== null) ? labels : null,
+    });
+    // Selection lookups use numbers; Float64Array holds exact integers below 2^53.
+    P.ids = Array.from(P.ids);
+    colorize();
+    resize();
+    fit();
+    draw();
+    status.textContent = "";
+    info.textContent = `${P.n.toLocaleString()} points · ${Math.round(performance.now() - t0)} ms`;
+    info.dataset.points = String(P.n);
+    stage.dataset.ready = "true";
+  }
+
+  api
+    .projections(runId)
+    .then((list) => {
+      const ready = list.filter((p) => !p.status || p.status === "ready" || p.status === "succeeded" || p.status === "done");
+      if (!ready.length) {
+        status.replaceChildren(
+          el("div", { class: "empty" }, "No projection for this run yet. ",
+            el("button", { class: "btn", onclick: () => api.createProjection({ modelRunId: runId }).then(() => (status.textContent = "Projection queued; reload in a minute.")).catch((e) => (status.textContent = e.message)) }, "Compute one (UMAP)")),
+        );
+        return;
+      }
+      for (const p of ready) projSel.append(el("option", { value: String(p.id) }, `${p.method || "map"} #${p.id}`));
+      projSel.addEventListener("change", () => load(ready.find((p) => String(p.id) === projSel.value)));
+      return load(ready[0]);
+    })
+    .catch((e) => status.replaceChildren(el("div", { class: "error-banner" }, `Projector failed: ${e.message}`)));
+
+  return () => {
+    cancelled = true;
+    ro.disconnect();
+    offSel();
+  };
+}

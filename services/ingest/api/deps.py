@@ -1,0 +1,47 @@
+"""``Annotated`` dependency aliases: the caller, the session (commits on success), the context."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from services.ingest.context import IngestContext
+from shared.errors import Forbidden
+from shared.internal_auth import Caller, internal_caller
+
+
+def get_context(request: Request) -> IngestContext:
+    ctx: IngestContext = request.app.state.ctx
+    return ctx
+
+
+ContextDep = Annotated[IngestContext, Depends(get_context)]
+
+
+def get_session(ctx: ContextDep) -> Iterator[Session]:
+    """The edge owns the transaction: commit when the route returns, roll back when it raises."""
+    session = ctx.sessions()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+CallerDep = Annotated[Caller, Depends(internal_caller)]
+
+
+def writer(caller: CallerDep) -> Caller:
+    if "write" not in caller.scopes and "admin" not in caller.scopes:
+        raise Forbidden("this API key lacks the 'write' scope")
+    return caller
+
+
+WriterDep = Annotated[Caller, Depends(writer)]

@@ -1,0 +1,1 @@
+"""Ingest use cases, one module each: rows (image upload), imports (boxes), exports, catalog (CRUD)."""

@@ -1,0 +1,48 @@
+"""Dependency aliases of the search API: the session (the edge owns the transaction), the runtime,
+the caller (internal token + workspace header, applied to every query)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from services.search.runtime import Runtime
+from shared.errors import Forbidden
+from shared.internal_auth import Caller, internal_caller
+
+
+def get_runtime(request: Request) -> Runtime:
+    rt: Runtime = request.app.state.search
+    return rt
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+def get_session(rt: RuntimeDep) -> Iterator[Session]:
+    """Commit on success, roll back on error; services only flush."""
+    session = rt.sessions()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+CallerDep = Annotated[Caller, Depends(internal_caller)]
+
+
+def writer(caller: CallerDep) -> Caller:
+    if "write" not in caller.scopes and "admin" not in caller.scopes:
+        raise Forbidden("this call needs the 'write' scope")
+    return caller
+
+
+WriterDep = Annotated[Caller, Depends(writer)]

@@ -1,0 +1,297 @@
+"""Dataset-level COCO evaluation over flattened arrays and its result types.
+
+``evaluate_flat(FlatCoco) -> CocoResult`` runs the numba kernels (matching of every (category,
+image) group at every area range and IoU threshold, then accumulation) and summarises exactly like
+``COCOeval.summarize``. ``CocoResult`` carries:
+
+- ``stats``: the 12 summary numbers keyed by ``STAT_KEYS`` (``None`` where pycocotools prints -1);
+- ``per_class``: ``ClassStats`` per category id (same 12 numbers restricted to one category);
+- ``precision`` ``(T, R, K, A, M)``, ``recall`` ``(T, K, A, M)``, ``scores`` ``(T, R, K, A, M)``:
+  pycocotools' ``eval`` arrays with NaN instead of -1 (A = ``AREA_NAMES``, M = ``max_dets``);
+- ``matches``: ``CocoMatches``, the per-object outcome (area range "all", max dets = the largest);
+- ``flat``: the sorted, grouped input arrays (``FlatCoco``) the numbers were computed from;
+- ``image_counts(iou_index)``: TP/FP/FN per (image, category) group.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from shared.metrics import coco_kernels as K
+from shared.metrics.boxes import paired_iou
+from shared.metrics.coco_input import FlatCoco
+from shared.metrics.coco_params import (
+    AREA_NAMES,
+    AREA_RANGES,
+    COCO_IOU_THRESHOLDS,
+    COCO_MAX_DETS,
+    COCO_REC_THRESHOLDS,
+    STAT_KEYS,
+    SUMMARY,
+)
+
+__all__ = ["ClassStats", "CocoMatches", "CocoResult", "ImageClassCounts", "evaluate_flat"]
+
+I64 = NDArray[np.int64]
+F64 = NDArray[np.float64]
+B = NDArray[np.bool_]
+
+
+@dataclass(frozen=True)
+class ClassStats:
+    """The 12 COCO summary numbers of one category; ``None`` when it has no non-ignored GT in range."""
+
+    category_id: int
+    num_gt: int
+    stats: dict[str, float | None]
+
+    @property
+    def ap(self) -> float | None:
+        return self.stats["mAP"]
+
+    @property
+    def ap50(self) -> float | None:
+        return self.stats["AP50"]
+
+    @property
+    def ap75(self) -> float | None:
+        return self.stats["AP75"]
+
+
+@dataclass(frozen=True)
+class CocoMatches:
+    """Per-object COCO outcome at area range "all" and the largest max-dets; input order.
+
+    Nd = len(dets), Ng = len(gt["annotations"]), T = IoU thresholds.
+    det_evaluated ``(Nd,)``: its category is known and it is among the ``max_dets`` best of its
+        (image, category); others are neither TP nor FP (and are marked ignored).
+    det_matched_gt ``(T, Nd)``: index into ``gt["annotations"]`` or -1.
+    det_ignored ``(T, Nd)``: matched to a crowd GT, or not evaluated.
+    det_best_iou ``(Nd,)`` / det_best_gt ``(Nd,)``: best IoU with a GT of the same image and category
+        (0 / -1 when none overlaps); det_match_iou ``(T, Nd)`` IoU with the matched GT, NaN if none.
+    gt_evaluated ``(Ng,)``: its image and category are known.
+    gt_matched_det ``(T, Ng)``: index into ``dets`` or -1. gt_ignored ``(Ng,)``: crowd or not evaluated.
+    gt_best_iou ``(Ng,)``: best IoU with an evaluated detection of the same image and category.
+    """
+
+    det_evaluated: B
+    det_matched_gt: I64
+    det_ignored: B
+    det_best_iou: F64
+    det_best_gt: I64
+    det_match_iou: F64
+    gt_evaluated: B
+    gt_matched_det: I64
+    gt_ignored: B
+    gt_best_iou: F64
+
+    @property
+    def det_tp(self) -> B:
+        """``(T, Nd)``: true positive at each threshold."""
+        return (self.det_matched_gt >= 0) & ~self.det_ignored
+
+    @property
+    def det_fp(self) -> B:
+        """``(T, Nd)``: false positive at each threshold."""
+        return (self.det_matched_gt < 0) & ~self.det_ignored
+
+    @property
+    def gt_fn(self) -> B:
+        """``(T, Ng)``: missed non-ignored GT at each threshold."""
+        return (self.gt_matched_det < 0) & ~self.gt_ignored[None, :]
+
+    @staticmethod
+    def _mask(flags: B) -> NDArray[np.int16]:
+        weights = (1 << np.arange(flags.shape[0], dtype=np.int64))[:, None]
+        return (flags.astype(np.int64) * weights).sum(axis=0).astype(np.int16)
+
+    @property
+    def det_tp_mask(self) -> NDArray[np.int16]:
+        """``(Nd,)`` bit k set when a TP at threshold k (object_matches.tp_mask)."""
+        return self._mask(self.det_tp)
+
+    @property
+    def gt_tp_mask(self) -> NDArray[np.int16]:
+        """``(Ng,)`` bit k set when matched (by a non-ignored GT's detection) at threshold k."""
+        return self._mask((self.gt_matched_det >= 0) & ~self.gt_ignored[None, :])
+
+
+@dataclass(frozen=True)
+class ImageClassCounts:
+    """TP/FP/FN per (image, category) group with a detection or a GT; all arrays ``(P,)``.
+
+    ignored = evaluated detections matched to a crowd GT plus detections past max-dets.
+    """
+
+    image_id: I64
+    category_id: I64
+    tp: I64
+    fp: I64
+    fn: I64
+    ignored: I64
+
+
+@dataclass(frozen=True)
+class CocoResult:
+    stats: dict[str, float | None]
+    per_class: dict[int, ClassStats]
+    image_ids: I64
+    category_ids: I64
+    max_dets: tuple[int, ...]
+    precision: F64
+    recall: F64
+    scores: F64
+    matches: CocoMatches
+    flat: FlatCoco = field(repr=False)
+
+    def image_counts(self, iou_index: int = 0) -> ImageClassCounts:
+        """TP/FP/FN per (image, category) at ``COCO_IOU_THRESHOLDS[iou_index]`` (area "all")."""
+        f, m = self.flat, self.matches
+        n_groups = len(f.group_cat)
+        det_group = np.repeat(np.arange(n_groups), f.det_end - f.det_start)
+        gt_group = np.repeat(np.arange(n_groups), f.gt_end - f.gt_start)
+        tp = m.det_tp[iou_index, f.det_input]
+        fp = m.det_fp[iou_index, f.det_input]
+        fn = m.gt_fn[iou_index, f.gt_input]
+        return ImageClassCounts(
+            image_id=f.image_ids[f.group_img] if n_groups else np.zeros(0, dtype=np.int64),
+            category_id=f.category_ids[f.group_cat] if n_groups else np.zeros(0, dtype=np.int64),
+            tp=np.bincount(det_group[tp], minlength=n_groups).astype(np.int64),
+            fp=np.bincount(det_group[fp], minlength=n_groups).astype(np.int64),
+            fn=np.bincount(gt_group[fn], minlength=n_groups).astype(np.int64),
+            ignored=np.bincount(det_group[~tp & ~fp], minlength=n_groups).astype(np.int64),
+        )
+
+
+def _summarize(
+    precision: F64, recall: F64, max_dets: tuple[int, ...], k: int | None = None
+) -> dict[str, float | None]:
+    """COCOeval.summarize on the -1-filled arrays; ``k`` restricts to one category index."""
+    out: dict[str, float | None] = {}
+    for key, is_ap, iou_thr, area, md in SUMMARY:
+        aind = [i for i, name in enumerate(AREA_NAMES) if name == area]
+        mind = [i for i, m in enumerate(max_dets) if m == md]
+        s = precision if is_ap else recall
+        if iou_thr is not None:
+            s = s[np.where(iou_thr == COCO_IOU_THRESHOLDS)[0]]
+        if k is not None:
+            s = s[..., k : k + 1, :, :]
+        s = s[..., aind, :][..., mind] if aind and mind else s[..., :0, :][..., :0]
+        valid = s[s > -1]
+        out[key] = float(np.mean(valid)) if len(valid) else None
+    return out
+
+
+def _to_input_order(flat: FlatCoco, raw: tuple[np.ndarray, ...], top: int) -> CocoMatches:
+    dt_match, dt_ignore, gt_match, gt_ignore, det_best_iou, det_best_gt, gt_best_iou = raw
+    n_thr = dt_match.shape[1]
+    nd, ng = flat.n_det_input, flat.n_gt_input
+    evaluated = flat.det_rank < top
+    det_eval = np.zeros(nd, dtype=bool)
+    det_eval[flat.det_input] = evaluated
+    # Sorted GT index -> input index; sorted det index -> input index.
+    gt_in = np.append(flat.gt_input, -1)
+    det_in = np.append(flat.det_input, -1)
+    det_matched = np.full((n_thr, nd), -1, dtype=np.int64)
+    det_matched[:, flat.det_input] = gt_in[dt_match[0]]
+    det_ign = np.ones((n_thr, nd), dtype=bool)
+    det_ign[:, flat.det_input] = dt_ignore[0] | ~evaluated[None, :]
+    gt_matched = np.full((n_thr, ng), -1, dtype=np.int64)
+    gt_matched[:, flat.gt_input] = det_in[gt_match[0]]
+    gt_eval = np.zeros(ng, dtype=bool)
+    gt_eval[flat.gt_input] = True
+    gt_ign = np.ones(ng, dtype=bool)
+    gt_ign[flat.gt_input] = gt_ignore[0]
+    best_iou = np.zeros(nd)
+    best_iou[flat.det_input] = det_best_iou
+    best_gt = np.full(nd, -1, dtype=np.int64)
+    best_gt[flat.det_input] = gt_in[det_best_gt]
+    g_best = np.zeros(ng)
+    g_best[flat.gt_input] = gt_best_iou
+    match_iou = np.full((n_thr, nd), np.nan)
+    hit = dt_match[0] >= 0
+    if hit.any():
+        t_idx, d_idx = np.nonzero(hit)
+        g_idx = dt_match[0][hit]
+        vals = paired_iou(flat.det_box[d_idx], flat.gt_box[g_idx], flat.gt_crowd[g_idx])
+        match_iou[t_idx, flat.det_input[d_idx]] = vals
+    return CocoMatches(
+        det_evaluated=det_eval,
+        det_matched_gt=det_matched,
+        det_ignored=det_ign,
+        det_best_iou=best_iou,
+        det_best_gt=best_gt,
+        det_match_iou=match_iou,
+        gt_evaluated=gt_eval,
+        gt_matched_det=gt_matched,
+        gt_ignored=gt_ign,
+        gt_best_iou=g_best,
+    )
+
+
+def evaluate_flat(flat: FlatCoco, *, max_dets: tuple[int, ...] = COCO_MAX_DETS) -> CocoResult:
+    """Match, accumulate and summarise a flattened dataset (see module docstring)."""
+    if not max_dets:
+        raise ValueError("max_dets needs at least one value")
+    top = int(max(max_dets))
+    area_lo = np.array([AREA_RANGES[a][0] for a in AREA_NAMES])
+    area_hi = np.array([AREA_RANGES[a][1] for a in AREA_NAMES])
+    raw = K.match_groups(
+        flat.det_box,
+        flat.det_area,
+        flat.gt_box,
+        flat.gt_area,
+        flat.gt_crowd,
+        flat.det_start,
+        flat.det_end,
+        flat.gt_start,
+        flat.gt_end,
+        COCO_IOU_THRESHOLDS,
+        area_lo,
+        area_hi,
+        top,
+    )
+    dt_match, dt_ignore, _, gt_ignore = raw[:4]
+    n_cat = len(flat.category_ids)
+    num_gt = np.stack(
+        [np.bincount(flat.gt_cat[~gt_ignore[a]], minlength=n_cat) for a in range(len(AREA_NAMES))], axis=1
+    ).astype(np.int64)
+    precision, recall, scores = K.accumulate_all(
+        flat.det_score,
+        flat.det_rank,
+        flat.cat_det_start,
+        flat.cat_det_end,
+        dt_match,
+        dt_ignore,
+        num_gt.reshape(n_cat, len(AREA_NAMES)),
+        np.asarray(max_dets, dtype=np.int64),
+        COCO_REC_THRESHOLDS,
+    )
+    stats = _summarize(precision, recall, max_dets)
+    per_class = {
+        int(cid): ClassStats(int(cid), int(num_gt[k, 0]), _summarize(precision, recall, max_dets, k))
+        for k, cid in enumerate(flat.category_ids)
+    }
+    matches = _to_input_order(flat, raw, top)
+    nan = np.nan
+    return CocoResult(
+        stats=stats,
+        per_class=per_class,
+        image_ids=flat.image_ids,
+        category_ids=flat.category_ids,
+        max_dets=tuple(max_dets),
+        precision=np.where(precision == -1, nan, precision),
+        recall=np.where(recall == -1, nan, recall),
+        scores=np.where(scores == -1, nan, scores),
+        matches=matches,
+        flat=flat,
+    )
+
+
+def stats_as_json(stats: dict[str, Any]) -> dict[str, float]:
+    """The CLI/pycocotools convention: -1 where undefined."""
+    return {k: (-1.0 if stats[k] is None else float(stats[k])) for k in STAT_KEYS}
