@@ -10,18 +10,34 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import kombu.exceptions as kombu_exc
+import redis.exceptions as redis_exc
+import sqlalchemy.exc as sa_exc
+import urllib3
 from celery import Celery, Task
 from kombu import Queue as KombuQueue
 from pydantic import BaseModel
+from sqlalchemy.orm import Session
 
 from shared.contracts.tasks import QUEUE_OF, Queue, TaskName
+from shared.db.enqueue import on_commit
 from shared.errors import DependencyUnavailable
 from shared.settings import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-# Exceptions that mean "try again later": dependencies down, lock contention.
-RETRYABLE: tuple[type[BaseException], ...] = (DependencyUnavailable, ConnectionError, TimeoutError)
+# Exceptions that mean "try again later": dependencies down (Postgres, Redis, the broker), lock contention.
+RETRYABLE: tuple[type[BaseException], ...] = (
+    DependencyUnavailable,
+    ConnectionError,
+    TimeoutError,
+    sa_exc.OperationalError,  # Postgres refused/closed the connection, statement/lock timeout
+    sa_exc.InterfaceError,  # the connection was closed under us
+    redis_exc.ConnectionError,
+    redis_exc.TimeoutError,
+    kombu_exc.OperationalError,  # the broker refused a publish
+    urllib3.exceptions.HTTPError,  # the S3 server (minio client) does not answer
+)
 
 
 def make_celery(name: str, settings: Settings, *, include: list[str] | None = None) -> Celery:
@@ -91,4 +107,36 @@ def send(app: Celery, name: TaskName, payload: BaseModel, **options: Any) -> Any
     )
 
 
-__all__ = ["RETRYABLE", "Task", "house_task", "make_celery", "send"]
+def broker_check(app: Celery) -> Callable[[], None]:
+    """A quick check that ``app``'s broker answers (one per app, cached), raising DependencyUnavailable.
+
+    With ``task_always_eager`` nothing is sent, so the check passes without a broker.
+    """
+    cached: Callable[[], None] | None = getattr(app, "_blindspot_broker_check", None)
+    if cached is not None:
+        return cached
+
+    def check() -> None:
+        if app.conf.task_always_eager:
+            return
+        try:
+            with app.connection_for_write() as conn:
+                conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0.2, timeout=2)
+        except Exception as exc:
+            raise DependencyUnavailable(
+                "the task broker is unavailable; nothing was saved, retry later",
+                context={"broker": app.conf.broker_url.split("@")[-1]},
+            ) from exc
+
+    app._blindspot_broker_check = check  # type: ignore[attr-defined]
+    return check
+
+
+def send_after_commit(
+    session: Session, app: Celery, name: TaskName, payload: BaseModel, **options: Any
+) -> None:
+    """Send ``name`` once ``session`` commits; the commit is refused (503) while the broker is down."""
+    on_commit(session, lambda: send(app, name, payload, **options), check=broker_check(app))
+
+
+__all__ = ["RETRYABLE", "Task", "broker_check", "house_task", "make_celery", "send", "send_after_commit"]

@@ -10,6 +10,9 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping
 
+import kombu.exceptions as kombu_exc
+import redis.exceptions as redis_exc
+import urllib3
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import ORJSONResponse
@@ -62,6 +65,21 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _conn(_: Request, exc: ConnectionError) -> ORJSONResponse:
         log.warning("dependency unavailable", error=str(exc)[:200])
         return error_response(503, "dependency_unavailable", "a dependency is unavailable; retry later")
+
+    async def _broker(_: Request, exc: Exception) -> ORJSONResponse:
+        log.warning("task broker unavailable", error=str(exc)[:200])
+        return error_response(
+            503, "dependency_unavailable", "the task broker (Redis) is unavailable; retry later"
+        )
+
+    for broker_error in (redis_exc.ConnectionError, redis_exc.TimeoutError, kombu_exc.OperationalError):
+        app.add_exception_handler(broker_error, _broker)
+
+    @app.exception_handler(urllib3.exceptions.HTTPError)
+    async def _storage(_: Request, exc: urllib3.exceptions.HTTPError) -> ORJSONResponse:
+        # The S3 client (minio) raises urllib3 errors when the object store does not answer.
+        log.warning("object storage unavailable", error=str(exc)[:200])
+        return error_response(503, "dependency_unavailable", "object storage (S3) is unavailable; retry later")
 
 
 def health_router(checks: Mapping[str, ReadinessCheck], timeout_s: float = 3.0) -> APIRouter:

@@ -219,6 +219,18 @@ class SearchSettings(BaseModel):
     )
 
 
+class MetricsSettings(BaseModel):
+    aggregate_debounce_s: float = Field(
+        default=2.0,
+        ge=0,
+        description="Per-class aggregation of a run starts this long after its last metrics.compute_rows"
+        " task (N row tasks in a burst cause one aggregation).",
+    )
+    refresh_chunk_rows: int = Field(
+        default=1000, ge=1, description="Rows per metrics.compute_rows task when the metrics service re-queues a run."
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="BLINDSPOT_", env_nested_delimiter="__", env_file=".env", extra="ignore"
@@ -253,6 +265,7 @@ class Settings(BaseSettings):
     services: ServiceUrls = ServiceUrls()
     search: SearchSettings = SearchSettings()
     gateway: GatewaySettings = GatewaySettings()
+    metrics: MetricsSettings = MetricsSettings()
 
     @field_validator("log_level")
     @classmethod

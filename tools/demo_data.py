@@ -10,8 +10,9 @@ Five classes, chosen so a small detector makes realistic mistakes:
 
 Colours are shared by all classes (colour never gives the class away), scenes have varied backgrounds
 (sky/road, grass, noise, stripes), unlabeled distractor shapes (boxes, discs, poles) that look like
-parts of objects, objects are drawn in depth order so later ones occlude earlier ones, and objects less
-than 25 % visible are dropped from the ground truth. Boxes are the visible extent of each object.
+parts of objects, objects are drawn in depth order so later ones occlude earlier ones. Boxes are the
+visible extent of each object; an object whose visible pixels fill less than 12.5 % of that box (chopped
+into slivers by occluders) or that keeps fewer than 6 pixels is dropped from the ground truth.
 
 Outputs (``write_dataset``)::
 
@@ -45,7 +46,8 @@ Rgb = tuple[int, int, int]
 
 @dataclass(frozen=True)
 class DemoObject:
-    """One ground-truth object: class index and visible box ``(x1, y1, x2, y2)`` in pixels."""
+    """One ground-truth object: class index, visible box ``(x1, y1, x2, y2)`` in pixels, and ``visible``:
+    the fraction of that box its visible pixels fill."""
 
     category: int
     box: tuple[float, float, float, float]
@@ -287,7 +289,6 @@ def render_image(rng: np.random.Generator, file_name: str) -> tuple[Image.Image,
         PAINTERS[cat](draw, mask, inst, x, float(gy), max(scale, 4.0), rng)
         placed.append((inst, cat))
     ids = np.asarray(mask_img, dtype=np.int32)
-    # Full extent of each object = where it was painted before later objects covered it: repaint alone.
     objects: list[DemoObject] = []
     for inst, cat in placed:
         vis = ids == inst

@@ -16,11 +16,14 @@ import typer
 app = typer.Typer(no_args_is_help=True, help="Evaluate detection files offline (COCO metrics).")
 
 
-def _load(path: Path, what: str) -> Any:
+def _read(path: Path, what: str) -> bytes:
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except OSError as exc:
         raise typer.BadParameter(f"cannot read {what} file {path}: {exc.strerror}") from exc
+
+
+def _parse(data: bytes, path: Path, what: str) -> Any:
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError as exc:
@@ -41,14 +44,18 @@ def coco(
 ) -> None:
     """Evaluate DETS against GT like pycocotools COCOeval (bbox) and write OUT."""
     from shared.errors import InvalidInput
-    from shared.metrics.coco import evaluate_coco
+    from shared.metrics.coco import evaluate_coco, parse_results
     from shared.metrics.coco_report import coco_report
 
     started = time.perf_counter()
-    gt_data = _load(gt, "ground truth")
-    det_data = _load(dets, "detections")
-    if isinstance(det_data, dict) and isinstance(det_data.get("annotations"), list):
-        det_data = det_data["annotations"]
+    gt_data = _parse(_read(gt, "ground truth"), gt, "ground truth")
+    det_bytes = _read(dets, "detections")
+    # Fast path: a plain result list straight to columns; anything else through orjson.
+    det_data: Any = parse_results(det_bytes)
+    if det_data is None:
+        det_data = _parse(det_bytes, dets, "detections")
+        if isinstance(det_data, dict) and isinstance(det_data.get("annotations"), list):
+            det_data = det_data["annotations"]
     try:
         result = evaluate_coco(gt_data, det_data)
     except InvalidInput as exc:

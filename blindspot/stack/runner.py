@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -193,6 +194,8 @@ def start_services(settings: Settings, state: StackState) -> Started:
                 f"port {endpoint} is already taken by a process the stack did not start",
             )
     log = state.logs / "honcho.log"
+    if log.exists():  # keep the previous run's log beside, so crash detection reads only this run
+        log.replace(log.with_suffix(".log.prev"))
     with log.open("ab") as out:
         popen = subprocess.Popen(
             [str(Path(sys.executable).parent / HONCHO), "-f", str(PROCFILE), "-d", str(REPO_ROOT), "start"],
@@ -229,6 +232,25 @@ def wait_ready(
     return pending
 
 
+def crashed_processes(log: Path, tail: int = 6) -> dict[str, list[str]]:
+    """Procfile processes that stopped on their own (rc other than SIGTERM's), with their last log lines."""
+    if not log.is_file():
+        return {}
+    text = log.read_text(errors="replace").splitlines()
+    crashed: list[str] = []
+    for line in text:
+        match = re.search(r"\| (\S+)\.\d+ stopped \(rc=(-?\d+)\)", line)
+        if match and match.group(2) not in {"-15", "0"}:
+            crashed.append(match.group(1))
+    found: dict[str, list[str]] = {}
+    for name in crashed:
+        own = [
+            line.split("| ", 1)[-1] for line in text if re.match(rf"^\S+ {re.escape(name)}\.\d+\s+\|", line)
+        ]
+        found[name] = own[-tail:]
+    return found
+
+
 def stack_up(
     settings: Settings,
     *,
@@ -257,7 +279,13 @@ def stack_up(
     if pending:
         died = not pid_alive(supervisor.pid)
         lines = [f"{name}: {error}" for name, error in pending.items()]
-        hint = "honcho exited (a process crashed)" if died else f"not ready after {timeout_s:.0f}s"
+        hint = f"not ready after {timeout_s:.0f}s"
+        if died:
+            crashed = crashed_processes(Path(supervisor.log or ""))
+            hint = "honcho exited because a process crashed"
+            for process, tail in crashed.items():
+                lines.append(f"{process} crashed; its last lines:\n      " + "\n      ".join(tail))
+            state.forget("honcho")
         raise StackError(
             "services",
             f"{hint}:\n  "

@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 import httpx
 from fastapi import FastAPI
 from fastapi.responses import ORJSONResponse
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 
 from services.gateway.api import (
@@ -24,6 +25,7 @@ from services.gateway.api import (
     rows,
     runs,
 )
+from services.gateway.api.deps import route_scope
 from services.gateway.state import GatewayState
 from shared.celery import make_celery
 from shared.db.session import make_async_engine, make_async_sessionmaker
@@ -114,6 +116,10 @@ def create_app(
 
     app.include_router(health_router({"postgres": db_ready}))
     for module in (auth, runs, gallery, metrics, rows, catalog, labeling, forward):
+        for route in module.router.routes:
+            if isinstance(route, APIRoute):
+                scope = route_scope(route.dependant)
+                route.openapi_extra = {**(route.openapi_extra or {}), "x-required-scope": scope or "none"}
         app.include_router(module.router)
 
     @app.api_route(

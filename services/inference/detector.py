@@ -1,7 +1,7 @@
 """The detector pipeline: image bytes -> letterboxed batch -> backend -> decoded boxes per image.
 
 JPEG decoding uses Pillow's draft mode (DCT scaling) so a large photo is decoded near the model's
-input size, and images are decoded on a thread pool (Pillow releases the GIL) while the previous
+input size, the resize is OpenCV-style bilinear (``domain.resize_bilinear``, what the model saw in training), and images are decoded on a thread pool (Pillow releases the GIL) while the previous
 batch runs on the backend.
 """
 
@@ -15,7 +15,14 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from services.inference.domain import Detections, Letterbox, letterbox_array, postprocess, to_chw
+from services.inference.domain import (
+    Detections,
+    Letterbox,
+    letterbox_array,
+    postprocess,
+    resize_bilinear,
+    to_chw,
+)
 from services.inference.runtime import Backend, ModelSpec
 from shared.errors import InvalidInput
 from shared.settings import InferenceSettings
@@ -30,20 +37,17 @@ def decode_letterboxed(data: bytes, size: int) -> tuple[np.ndarray, Letterbox]:
         w, h = im.size
         lb = Letterbox.fit(h, w, size)
         im.draft("RGB", (lb.new_w, lb.new_h))
-        rgb = im.convert("RGB")
-        if rgb.size != (lb.new_w, lb.new_h):
-            rgb = rgb.resize((lb.new_w, lb.new_h), Image.Resampling.BILINEAR)
-        return letterbox_array(None, lb, np.asarray(rgb)), lb
+        rgb = np.asarray(im.convert("RGB"))
+        return letterbox_array(None, lb, resize_bilinear(rgb, lb.new_h, lb.new_w)), lb
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
         raise InvalidInput(f"cannot decode image: {exc}") from exc
 
 
 def letterboxed_array(image: np.ndarray, size: int) -> tuple[np.ndarray, Letterbox]:
-    """``[H, W, 3]`` uint8 RGB array -> letterboxed canvas (bilinear resize through Pillow)."""
+    """``[H, W, 3]`` uint8 RGB array -> letterboxed canvas."""
     h, w = image.shape[:2]
     lb = Letterbox.fit(h, w, size)
-    resized = Image.fromarray(image).resize((lb.new_w, lb.new_h), Image.Resampling.BILINEAR)
-    return letterbox_array(None, lb, np.asarray(resized)), lb
+    return letterbox_array(None, lb, resize_bilinear(image, lb.new_h, lb.new_w)), lb
 
 
 @dataclass(frozen=True)

@@ -41,9 +41,18 @@ class Letterbox:
     def fit(cls, orig_h: int, orig_w: int, size_h: int, size_w: int | None = None) -> Letterbox:
         size_w = size_h if size_w is None else size_w
         gain = min(size_h / orig_h, size_w / orig_w)
-        new_w, new_h = round(orig_w * gain), round(orig_h * gain)
+        new_w, new_h = max(round(orig_w * gain), 1), max(round(orig_h * gain), 1)
         dw, dh = (size_w - new_w) / 2, (size_h - new_h) / 2
         return cls(orig_h, orig_w, size_h, size_w, gain, new_h, new_w, round(dh - 0.1), round(dw - 0.1))
+
+    @property
+    def gain_x(self) -> float:
+        """Exact horizontal scale of the resized image (sides are rounded to whole pixels)."""
+        return self.new_w / self.orig_w
+
+    @property
+    def gain_y(self) -> float:
+        return self.new_h / self.orig_h
 
 
 @dataclass(frozen=True)
@@ -82,6 +91,34 @@ def letterbox_array(image: np.ndarray | None, lb: Letterbox, resized: np.ndarray
     canvas = np.full((lb.size_h, lb.size_w, 3), PAD_VALUE, dtype=np.uint8)
     canvas[lb.top : lb.top + lb.new_h, lb.left : lb.left + lb.new_w] = resized[: lb.new_h, : lb.new_w]
     return canvas
+
+
+def _axis(src: int, dst: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Source indices and weights of a linear resize along one axis (pixel centres aligned)."""
+    pos = (np.arange(dst, dtype=np.float64) + 0.5) * (src / dst) - 0.5
+    i0 = np.floor(pos).astype(np.int64)
+    frac = (pos - i0).astype(np.float32)
+    low = i0 < 0
+    i0[low], frac[low] = 0, 0.0
+    high = i0 >= src - 1
+    i0[high], frac[high] = src - 1, 0.0
+    return i0, np.minimum(i0 + 1, src - 1), frac
+
+
+def resize_bilinear(image: np.ndarray, new_h: int, new_w: int) -> np.ndarray:
+    """``[H, W, C]`` uint8 -> ``[new_h, new_w, C]`` uint8, bilinear without antialiasing: the same
+    sampling as OpenCV's ``INTER_LINEAR``, which ultralytics trains and predicts with."""
+    h, w = image.shape[:2]
+    if (h, w) == (new_h, new_w):
+        return image
+    y0, y1, fy = _axis(h, new_h)
+    x0, x1, fx = _axis(w, new_w)
+    src = image.astype(np.float32)
+    fy3 = fy[:, None, None]
+    rows = src[y0] * (1 - fy3) + src[y1] * fy3
+    fx3 = fx[None, :, None]
+    out = rows[:, x0] * (1 - fx3) + rows[:, x1] * fx3
+    return np.rint(out).clip(0, 255).astype(np.uint8)
 
 
 def to_chw(canvas: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -172,11 +209,8 @@ def scale_to_original(det: Detections, lb: Letterbox) -> Detections:
     if len(det) == 0:
         return det
     b = det.boxes.copy()
-    pad_x = round((lb.size_w - lb.orig_w * lb.gain) / 2 - 0.1)
-    pad_y = round((lb.size_h - lb.orig_h * lb.gain) / 2 - 0.1)
-    b[:, [0, 2]] -= pad_x
-    b[:, [1, 3]] -= pad_y
-    b /= lb.gain
+    b[:, [0, 2]] = (b[:, [0, 2]] - lb.left) / lb.gain_x
+    b[:, [1, 3]] = (b[:, [1, 3]] - lb.top) / lb.gain_y
     b[:, [0, 2]] = b[:, [0, 2]].clip(0, lb.orig_w)
     b[:, [1, 3]] = b[:, [1, 3]].clip(0, lb.orig_h)
     return Detections(b, det.scores, det.classes)

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+from celery import Celery
 from fastapi import FastAPI
 from fastapi.responses import ORJSONResponse
 
@@ -64,7 +65,8 @@ def _model_check(settings: Settings, app: FastAPI) -> ReadinessCheck:
     return sync_check(onnx_loads)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, celery: Celery | None = None) -> FastAPI:
+    """The app. Tests inject ``celery`` (their own broker); by default the worker module's app sends."""
     settings = settings or get_settings()
 
     @asynccontextmanager
@@ -77,7 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.inference = AppState(
             settings=settings,
             sessions=make_sessionmaker(engine),
-            celery=celery_app,
+            celery=celery or celery_app,
             detector_info=detector_info(settings),
         )
         try:

@@ -40,9 +40,7 @@ def lock_run_shared(session: Session, model_run_id: int) -> RunThresholds | None
     after it see the new thresholds: no row is left computed at stale thresholds.
     """
     row = session.execute(
-        text(
-            "SELECT id, iou_threshold, confidence_threshold FROM model_runs WHERE id = :id FOR SHARE"
-        ),
+        text("SELECT id, iou_threshold, confidence_threshold FROM model_runs WHERE id = :id FOR SHARE"),
         {"id": model_run_id},
     ).first()
     return None if row is None else RunThresholds(int(row[0]), float(row[1]), float(row[2]))
@@ -140,7 +138,7 @@ def delete_row_results(session: Session, model_run_id: int, row_ids: Sequence[in
     with _pg(session).cursor() as cur:
         for table in ("object_matches", "row_class_metrics", "row_metrics"):
             cur.execute(
-                f"DELETE FROM {table} WHERE model_run_id = %s AND data_row_id = ANY(%s)",  # noqa: S608
+                f"DELETE FROM {table} WHERE model_run_id = %s AND data_row_id = ANY(%s)",
                 (model_run_id, ids),
             )
 
@@ -153,22 +151,38 @@ def _ints_or_null(a: NDArray[np.int64], null: int = -1) -> list[int | None]:
     return [None if v == null else v for v in a.tolist()]
 
 
-def _copy(session: Session, table: str, columns: Sequence[str], types: Sequence[str],
-          data: Sequence[Iterable[Any]]) -> None:
-    with _pg(session).cursor() as cur, cur.copy(
-        f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)"
-    ) as cp:
+def _copy(
+    session: Session, table: str, columns: Sequence[str], types: Sequence[str], data: Sequence[Iterable[Any]]
+) -> None:
+    with (
+        _pg(session).cursor() as cur,
+        cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)") as cp,
+    ):
         cp.set_types(list(types))
         for row in zip(*data, strict=True):
             cp.write_row(row)
 
 
 OBJECT_COLUMNS = (
-    ("model_run_id", "int8"), ("kind", "text"), ("object_id", "int8"), ("data_row_id", "int8"),
-    ("class_id", "int8"), ("confidence", "float8"), ("status", "text"), ("matched_object_id", "int8"),
-    ("iou", "float8"), ("error_type", "text"), ("tp_mask", "int2"), ("area", "float8"),
-    ("iscrowd", "bool"), ("ignored", "bool"), ("ign_mask", "int2"), ("area_masks", "int8"),
-    ("match_iou", "float8"), ("match_ious", "float8[]"), ("tide_error", "text"),
+    ("model_run_id", "int8"),
+    ("kind", "text"),
+    ("object_id", "int8"),
+    ("data_row_id", "int8"),
+    ("class_id", "int8"),
+    ("confidence", "float8"),
+    ("status", "text"),
+    ("matched_object_id", "int8"),
+    ("iou", "float8"),
+    ("error_type", "text"),
+    ("tp_mask", "int2"),
+    ("area", "float8"),
+    ("iscrowd", "bool"),
+    ("ignored", "bool"),
+    ("ign_mask", "int2"),
+    ("area_masks", "int8"),
+    ("match_iou", "float8"),
+    ("match_ious", "float8[]"),
+    ("tide_error", "text"),
     ("tide_fix_class", "int8"),
 )
 
@@ -209,10 +223,23 @@ def copy_objects(session: Session, model_run_id: int, o: ObjectResults, keep: ND
 
 
 _METRIC_COLUMNS = (
-    ("split", "text"), ("num_gt", "int4"), ("num_pred", "int4"), ("tp", "int4"), ("fp", "int4"),
-    ("fn", "int4"), ("precision", "float8"), ("recall", "float8"), ("f1", "float8"),
-    ("mean_iou", "float8"), ("min_conf", "float8"), ("mean_conf", "float8"), ("max_conf", "float8"),
-    ("lb_iou", "float8"), ("lb_tp", "int4"), ("lb_fp", "int4"), ("lb_fn", "int4"),
+    ("split", "text"),
+    ("num_gt", "int4"),
+    ("num_pred", "int4"),
+    ("tp", "int4"),
+    ("fp", "int4"),
+    ("fn", "int4"),
+    ("precision", "float8"),
+    ("recall", "float8"),
+    ("f1", "float8"),
+    ("mean_iou", "float8"),
+    ("min_conf", "float8"),
+    ("mean_conf", "float8"),
+    ("max_conf", "float8"),
+    ("lb_iou", "float8"),
+    ("lb_tp", "int4"),
+    ("lb_fp", "int4"),
+    ("lb_fn", "int4"),
     *((f"n_{e}", "int4") for e in ERROR_COLUMNS),
 )
 
@@ -223,10 +250,22 @@ def _metric_data(t: RowTable, sel: NDArray[np.int64], splits: list[str]) -> list
 
     return [
         splits,
-        t.num_gt[sel].tolist(), t.num_pred[sel].tolist(), t.tp[sel].tolist(), t.fp[sel].tolist(),
-        t.fn[sel].tolist(), _floats(t.precision[sel]), _floats(t.recall[sel]), _floats(t.f1[sel]),
-        _floats(t.mean_iou[sel]), _floats(t.min_conf[sel]), _floats(t.mean_conf[sel]),
-        _floats(t.max_conf[sel]), _floats(t.lb_iou[sel]), lb(t.lb_tp), lb(t.lb_fp), lb(t.lb_fn),
+        t.num_gt[sel].tolist(),
+        t.num_pred[sel].tolist(),
+        t.tp[sel].tolist(),
+        t.fp[sel].tolist(),
+        t.fn[sel].tolist(),
+        _floats(t.precision[sel]),
+        _floats(t.recall[sel]),
+        _floats(t.f1[sel]),
+        _floats(t.mean_iou[sel]),
+        _floats(t.min_conf[sel]),
+        _floats(t.mean_conf[sel]),
+        _floats(t.max_conf[sel]),
+        _floats(t.lb_iou[sel]),
+        lb(t.lb_tp),
+        lb(t.lb_fp),
+        lb(t.lb_fn),
         *(t.n_err[e][sel].tolist() for e in ERROR_COLUMNS),
     ]
 
@@ -235,7 +274,10 @@ def copy_row_metrics(session: Session, model_run_id: int, t: RowTable, split_of:
     sel = np.array([i for i, r in enumerate(t.data_row_id.tolist()) if r in split_of], dtype=np.int64)
     rows = t.data_row_id[sel].tolist()
     data: list[Iterable[Any]] = [
-        [model_run_id] * len(sel), rows, (t.num_gt[sel] > 0).tolist(), (t.num_pred[sel] > 0).tolist(),
+        [model_run_id] * len(sel),
+        rows,
+        (t.num_gt[sel] > 0).tolist(),
+        (t.num_pred[sel] > 0).tolist(),
         *_metric_data(t, sel, [split_of[r] for r in rows]),
     ]
     cols = ["model_run_id", "data_row_id", "has_gt", "has_pred", *(c for c, _ in _METRIC_COLUMNS)]
@@ -250,7 +292,9 @@ def copy_row_class_metrics(
     sel = np.array([i for i, r in enumerate(t.data_row_id.tolist()) if r in split_of], dtype=np.int64)
     rows = t.data_row_id[sel].tolist()
     data: list[Iterable[Any]] = [
-        [model_run_id] * len(sel), t.class_id[sel].tolist(), rows,
+        [model_run_id] * len(sel),
+        t.class_id[sel].tolist(),
+        rows,
         *_metric_data(t, sel, [split_of[r] for r in rows]),
     ]
     cols = ["model_run_id", "class_id", "data_row_id", *(c for c, _ in _METRIC_COLUMNS)]
@@ -386,10 +430,11 @@ _TIDE_CODE_SQL = (
 
 
 def load_matches(session: Session, model_run_id: int) -> StoredMatches:
+    i64 = np.int64
     with _pg(session).cursor() as cur:
         cur.execute(
             "SELECT p.data_row_id, p.object_id, p.class_id, p.confidence, p.tp_mask, p.ign_mask,"
-            " p.area_masks, p.area, (p.status = 'TP')::int, p.ignored::int,"
+            " p.area_masks & 1048575, (p.area_masks >> 20) & 1048575, p.area_masks >> 40, p.area, (p.status = 'TP')::int, p.ignored::int,"
             " COALESCE(g.class_id, -1), " + _TIDE_CODE_SQL.replace("tide_error", "p.tide_error") + ","
             " COALESCE(p.tide_fix_class, -1)"
             " FROM object_matches p LEFT JOIN object_matches g"
@@ -406,25 +451,58 @@ def load_matches(session: Session, model_run_id: int) -> StoredMatches:
             (model_run_id,),
         )
         g = cur.fetchall()
-    pa = np.asarray(p, dtype=np.float64).reshape(-1, 13) if p else np.zeros((0, 13))
+    # Float64 holds every column exactly (ids < 2**53; the 60-bit area masks come as three 20-bit parts).
+    pa = np.asarray(p, dtype=np.float64).reshape(-1, 15) if p else np.zeros((0, 15))
+    area_masks = pa[:, 6].astype(i64) | (pa[:, 7].astype(i64) << 20) | (pa[:, 8].astype(i64) << 40)
+    pa = np.delete(pa, [7, 8], axis=1)
     ga = np.asarray(g, dtype=np.float64).reshape(-1, 7) if g else np.zeros((0, 7))
-    i64 = np.int64
     return StoredMatches(
-        p_row=pa[:, 0].astype(i64), p_id=pa[:, 1].astype(i64), p_cls=pa[:, 2].astype(i64),
-        p_conf=pa[:, 3].copy(), p_tp_mask=pa[:, 4].astype(i64), p_ign_mask=pa[:, 5].astype(i64),
-        p_area_masks=pa[:, 6].astype(i64), p_area=pa[:, 7].copy(), p_status_tp=pa[:, 8] > 0,
-        p_ignored=pa[:, 9] > 0, p_partner_cls=pa[:, 10].astype(i64), p_tide=pa[:, 11].astype(i64),
+        p_row=pa[:, 0].astype(i64),
+        p_id=pa[:, 1].astype(i64),
+        p_cls=pa[:, 2].astype(i64),
+        p_conf=pa[:, 3].copy(),
+        p_tp_mask=pa[:, 4].astype(i64),
+        p_ign_mask=pa[:, 5].astype(i64),
+        p_area_masks=area_masks,
+        p_area=pa[:, 7].copy(),
+        p_status_tp=pa[:, 8] > 0,
+        p_ignored=pa[:, 9] > 0,
+        p_partner_cls=pa[:, 10].astype(i64),
+        p_tide=pa[:, 11].astype(i64),
         p_tide_fix=pa[:, 12].astype(i64),
-        g_row=ga[:, 0].astype(i64), g_cls=ga[:, 1].astype(i64), g_area=ga[:, 2].copy(),
-        g_crowd=ga[:, 3] > 0, g_status_tp=ga[:, 4] > 0, g_partnered=ga[:, 5] > 0,
+        g_row=ga[:, 0].astype(i64),
+        g_cls=ga[:, 1].astype(i64),
+        g_area=ga[:, 2].copy(),
+        g_crowd=ga[:, 3] > 0,
+        g_status_tp=ga[:, 4] > 0,
+        g_partnered=ga[:, 5] > 0,
         g_tide_miss=ga[:, 6] > 0,
     )
 
 
 CLASS_METRIC_COLUMNS = (
-    "num_gt", "num_pred", "tp", "fp", "fn", "precision", "recall", "f1", "ap", "ap50", "ap75",
-    "ap_small", "ap_medium", "ap_large", "ar1", "ar10", "ar100", "best_conf_threshold", "best_f1",
-    "pr_curve", "f1_curve", "tide",
+    "num_gt",
+    "num_pred",
+    "tp",
+    "fp",
+    "fn",
+    "precision",
+    "recall",
+    "f1",
+    "ap",
+    "ap50",
+    "ap75",
+    "ap_small",
+    "ap_medium",
+    "ap_large",
+    "ar1",
+    "ar10",
+    "ar100",
+    "best_conf_threshold",
+    "best_f1",
+    "pr_curve",
+    "f1_curve",
+    "tide",
 )
 
 
@@ -441,11 +519,13 @@ def replace_class_metrics(
         if rows:
             placeholders = ", ".join(["%s"] * len(cols))
             cur.executemany(
-                f"INSERT INTO class_metrics ({', '.join(cols)}) VALUES ({placeholders})",  # noqa: S608
+                f"INSERT INTO class_metrics ({', '.join(cols)}) VALUES ({placeholders})",
                 [
                     [model_run_id, r["split"], r["class_id"]]
-                    + [Jsonb(r[c]) if c in ("pr_curve", "f1_curve", "tide") and r[c] is not None else r[c]
-                       for c in CLASS_METRIC_COLUMNS]
+                    + [
+                        Jsonb(r[c]) if c in ("pr_curve", "f1_curve", "tide") and r[c] is not None else r[c]
+                        for c in CLASS_METRIC_COLUMNS
+                    ]
                     for r in rows
                 ],
             )

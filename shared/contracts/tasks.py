@@ -56,9 +56,17 @@ class ComputeRowsPayload(BaseModel):
 
 
 class AggregateRunPayload(BaseModel):
-    """Recompute per-class metrics (AP, curves, confusion, TIDE) of a run from its stored matches."""
+    """Recompute per-class metrics (AP, curves, confusion, TIDE) of a run from its stored matches.
+
+    ``thresholds_changed``: the run's IoU/confidence thresholds were just changed (send after the
+    PATCH commits): per-row metrics are first rewritten from the stored matches by SQL (no new
+    matching), then per-class metrics. ``debounce_token``: set by metrics.compute_rows so that N row
+    tasks of a run trigger one aggregation (a task whose token is no longer current does nothing).
+    """
 
     model_run_id: int
+    thresholds_changed: bool = False
+    debounce_token: str | None = None
 
 
 class InferenceRunPayload(BaseModel):

@@ -30,6 +30,7 @@ from numpy.typing import NDArray
 
 from shared.metrics import coco_kernels as K
 from shared.metrics.coco_input import CocoFormatError, FlatCoco, flatten_coco
+from shared.metrics.coco_json import ResultColumns, parse_results
 from shared.metrics.coco_params import (
     AREA_NAMES,
     AREA_RANGES,
@@ -54,9 +55,11 @@ __all__ = [
     "CocoResult",
     "ImageClassCounts",
     "ImageClassMatch",
+    "ResultColumns",
     "accumulate_class",
     "evaluate_coco",
     "match_image_class",
+    "parse_results",
 ]
 
 
@@ -216,11 +219,15 @@ def accumulate_class(
 
 
 def evaluate_coco(
-    gt: dict[str, Any], dets: list[dict[str, Any]], *, max_dets: tuple[int, ...] = COCO_MAX_DETS
+    gt: dict[str, Any],
+    dets: list[dict[str, Any]] | ResultColumns,
+    *,
+    max_dets: tuple[int, ...] = COCO_MAX_DETS,
 ) -> CocoResult:
     """Evaluate COCO detections against COCO ground truth (bbox), pycocotools numbers exactly.
 
-    gt: a COCO dict (``images``, ``annotations``, ``categories``); dets: the result list.
+    gt: a COCO dict (``images``, ``annotations``, ``categories``); dets: the result list, or its
+    columns (``shared.metrics.coco_json.parse_results``, the fast path for big files).
     Raises ``CocoFormatError`` (an ``InvalidInput``) naming what is malformed.
     """
     flat: FlatCoco = flatten_coco(gt, dets)

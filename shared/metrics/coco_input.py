@@ -23,6 +23,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from shared.errors import InvalidInput
+from shared.metrics.coco_json import ResultColumns
 
 __all__ = ["CocoFormatError", "FlatCoco", "flatten_coco"]
 
@@ -115,11 +116,14 @@ def _index_of(sorted_ids: I64, values: I64) -> tuple[I64, NDArray[np.bool_]]:
     return pos_c.astype(np.int64), sorted_ids[pos_c] == values
 
 
-def flatten_coco(gt: dict[str, Any], dets: list[dict[str, Any]]) -> FlatCoco:
-    """Validate and flatten; raises ``CocoFormatError`` naming the offending field."""
+def flatten_coco(gt: dict[str, Any], dets: list[dict[str, Any]] | ResultColumns) -> FlatCoco:
+    """Validate and flatten; raises ``CocoFormatError`` naming the offending field.
+
+    ``dets`` is the result list, or its columns from ``coco_json.parse_results`` (same numbers).
+    """
     if not isinstance(gt, dict):
         raise CocoFormatError("ground truth must be a COCO object with images/annotations/categories")
-    if not isinstance(dets, list):
+    if not isinstance(dets, list | ResultColumns):
         raise CocoFormatError("detections must be a list of {image_id, category_id, bbox, score}")
     image_ids = np.unique(_ids(gt.get("images", []), "images"))
     category_ids = np.unique(_ids(gt.get("categories", []), "categories"))
@@ -147,13 +151,16 @@ def flatten_coco(gt: dict[str, Any], dets: list[dict[str, Any]]) -> FlatCoco:
     gorder = keep[np.argsort(gkey, kind="stable")]
 
     # Detections.
-    d_img = _column(dets, "image_id", "detection", np.int64)
-    d_cat = _column(dets, "category_id", "detection", np.int64)
-    d_score = _column(dets, "score", "detection", np.float64)
-    try:
-        d_box = _boxes([d["bbox"] for d in dets], "detection")
-    except KeyError as exc:
-        raise CocoFormatError("every detection needs 'bbox'") from exc
+    if isinstance(dets, ResultColumns):
+        d_img, d_cat, d_score, d_box = dets.image_id, dets.category_id, dets.score, dets.bbox
+    else:
+        d_img = _column(dets, "image_id", "detection", np.int64)
+        d_cat = _column(dets, "category_id", "detection", np.int64)
+        d_score = _column(dets, "score", "detection", np.float64)
+        try:
+            d_box = _boxes([d["bbox"] for d in dets], "detection")
+        except KeyError as exc:
+            raise CocoFormatError("every detection needs 'bbox'") from exc
     di, di_ok = _index_of(image_ids, d_img)
     if not di_ok.all():
         bad = sorted({int(x) for x in d_img[~di_ok][:5]})
@@ -204,6 +211,6 @@ def flatten_coco(gt: dict[str, Any], dets: list[dict[str, Any]]) -> FlatCoco:
         gt_end=gt_end,
         cat_det_start=cat_det_start,
         cat_det_end=cat_det_end,
-        n_det_input=len(dets),
+        n_det_input=len(d_img),
         n_gt_input=len(anns),
     )

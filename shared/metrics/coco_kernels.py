@@ -50,6 +50,29 @@ def box_iou_block(
     return out
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _iou_one(det_box: np.ndarray, i: int, gt_box: np.ndarray, j: int, crowd: bool) -> float:
+    """bbIou of one pair (same operations as ``box_iou_block``)."""
+    dx = det_box[i, 0]
+    dy = det_box[i, 1]
+    dw = det_box[i, 2]
+    dh = det_box[i, 3]
+    gx = gt_box[j, 0]
+    gy = gt_box[j, 1]
+    gw = gt_box[j, 2]
+    gh = gt_box[j, 3]
+    w = min(dw + dx, gw + gx) - max(dx, gx)
+    if w <= 0:
+        return 0.0
+    h = min(dh + dy, gh + gy) - max(dy, gy)
+    if h <= 0:
+        return 0.0
+    inter = w * h
+    da = dw * dh
+    union = da if crowd else da + gw * gh - inter
+    return inter / union
+
+
 @numba.njit(cache=True, nogil=True)
 def match_block(
     ious: np.ndarray,
@@ -110,6 +133,12 @@ def match_block(
                 gt_match[t, m] = d
 
 
+# Detection status codes in ``match_groups``' status array.
+IGNORED = 0
+TP = 1
+FP = 2
+
+
 @numba.njit(cache=True, nogil=True)
 def match_groups(
     det_box: np.ndarray,
@@ -129,22 +158,34 @@ def match_groups(
     """Match every group at every area range and IoU threshold.
 
     Returns (N = detections, M = ground truth, A = area ranges, T = thresholds):
-    dt_match ``(A, T, N)`` int64 sorted GT index or -1 (-1 also for detections past ``max_det``);
-    dt_ignore ``(A, T, N)`` bool; gt_match ``(A, T, M)`` int64 sorted det index or -1;
-    gt_ignore ``(A, M)`` bool; det_best_iou ``(N,)`` best IoU with any GT of the group (0 if none);
-    det_best_gt ``(N,)`` its index or -1; gt_best_iou ``(M,)`` best IoU with any kept detection.
+    status ``(N, A, T)`` int8: TP (1), FP (2) or IGNORED (0: matched to an ignored GT, unmatched with
+    its area outside the range, or past ``max_det``); a detection's codes are contiguous;
+    dt_match ``(T, N)`` int64 sorted GT index or -1 at area range 0 ("all");
+    gt_match ``(T, M)`` int64 sorted det index or -1 at area range 0; gt_ignore ``(A, M)`` bool;
+    det_best_iou ``(N,)`` best IoU with any GT of the group (0 if none), det_best_gt ``(N,)`` its
+    index or -1; gt_best_iou ``(M,)`` best IoU with any kept detection.
     """
     n_det_all = det_box.shape[0]
     n_gt_all = gt_box.shape[0]
     n_area = area_lo.shape[0]
     n_thr = iou_thr.shape[0]
-    dt_match = np.full((n_area, n_thr, n_det_all), -1, dtype=np.int64)
-    dt_ignore = np.zeros((n_area, n_thr, n_det_all), dtype=np.bool_)
-    gt_match = np.full((n_area, n_thr, n_gt_all), -1, dtype=np.int64)
+    status = np.zeros((n_det_all, n_area, n_thr), dtype=np.int8)
+    dt_match = np.full((n_thr, n_det_all), -1, dtype=np.int64)
+    gt_match = np.full((n_thr, n_gt_all), -1, dtype=np.int64)
     gt_ignore = np.zeros((n_area, n_gt_all), dtype=np.bool_)
     det_best_iou = np.zeros(n_det_all)
     det_best_gt = np.full(n_det_all, -1, dtype=np.int64)
     gt_best_iou = np.zeros(n_gt_all)
+    max_nd = 0
+    max_ng = 0
+    for g in range(det_start.shape[0]):
+        max_nd = max(max_nd, min(det_end[g] - det_start[g], max_det))
+        max_ng = max(max_ng, gt_end[g] - gt_start[g])
+    ious_buf = np.zeros((max_nd, max_ng))
+    dm_buf = np.empty((n_thr, max_nd), dtype=np.int64)
+    di_buf = np.empty((n_thr, max_nd), dtype=np.bool_)
+    gm_buf = np.empty((n_thr, max_ng), dtype=np.int64)
+    gi_buf = np.empty(max_ng, dtype=np.bool_)
     for g in range(det_start.shape[0]):
         d0 = det_start[g]
         d1 = min(det_end[g], d0 + max_det)
@@ -152,26 +193,31 @@ def match_groups(
         g1 = gt_end[g]
         nd = d1 - d0
         ng = g1 - g0
-        ious = box_iou_block(det_box, d0, d1, gt_box, gt_crowd, g0, g1)
+        if ng == 0:
+            # No GT: every kept detection is a FP unless its area is outside the range.
+            for a in range(n_area):
+                lo = area_lo[a]
+                hi = area_hi[a]
+                for i in range(d0, d1):
+                    code = IGNORED if det_area[i] < lo or det_area[i] > hi else FP
+                    for t in range(n_thr):
+                        status[i, a, t] = code
+            continue
+        ious = ious_buf[:nd, :ng]
         for i in range(nd):
             for j in range(ng):
-                if ious[i, j] > det_best_iou[d0 + i]:
-                    det_best_iou[d0 + i] = ious[i, j]
+                v = _iou_one(det_box, d0 + i, gt_box, g0 + j, gt_crowd[g0 + j])
+                ious[i, j] = v
+                if v > det_best_iou[d0 + i]:
+                    det_best_iou[d0 + i] = v
                     det_best_gt[d0 + i] = g0 + j
-                if ious[i, j] > gt_best_iou[g0 + j]:
-                    gt_best_iou[g0 + j] = ious[i, j]
-        dm = np.empty((n_thr, nd), dtype=np.int64)
-        di = np.empty((n_thr, nd), dtype=np.bool_)
-        gm = np.empty((n_thr, ng), dtype=np.int64)
-        gi = np.empty(ng, dtype=np.bool_)
+                if v > gt_best_iou[g0 + j]:
+                    gt_best_iou[g0 + j] = v
+        dm = dm_buf[:, :nd]
+        di = di_buf[:, :nd]
+        gm = gm_buf[:, :ng]
+        gi = gi_buf[:ng]
         for a in range(n_area):
-            if ng == 0:
-                # No GT: nothing matches; unmatched detections outside the range are ignored.
-                for i in range(nd):
-                    out = det_area[d0 + i] < area_lo[a] or det_area[d0 + i] > area_hi[a]
-                    for t in range(n_thr):
-                        dt_ignore[a, t, d0 + i] = out
-                continue
             match_block(
                 ious,
                 nd,
@@ -190,28 +236,38 @@ def match_groups(
                 gt_ignore[a, g0 + j] = gi[j]
             for t in range(n_thr):
                 for i in range(nd):
-                    dt_ignore[a, t, d0 + i] = di[t, i]
-                    if dm[t, i] >= 0:
-                        dt_match[a, t, d0 + i] = g0 + dm[t, i]
-                for j in range(ng):
-                    if gm[t, j] >= 0:
-                        gt_match[a, t, g0 + j] = d0 + gm[t, j]
-    return dt_match, dt_ignore, gt_match, gt_ignore, det_best_iou, det_best_gt, gt_best_iou
+                    if di[t, i]:
+                        status[d0 + i, a, t] = IGNORED
+                    elif dm[t, i] >= 0:
+                        status[d0 + i, a, t] = TP
+                    else:
+                        status[d0 + i, a, t] = FP
+            if a == 0:
+                for t in range(n_thr):
+                    for i in range(nd):
+                        if dm[t, i] >= 0:
+                            dt_match[t, d0 + i] = g0 + dm[t, i]
+                    for j in range(ng):
+                        if gm[t, j] >= 0:
+                            gt_match[t, g0 + j] = d0 + gm[t, j]
+    return status, dt_match, gt_match, gt_ignore, det_best_iou, det_best_gt, gt_best_iou
 
 
 @numba.njit(cache=True, nogil=True)
-def pr_curve(
-    tp: np.ndarray, fp: np.ndarray, scores: np.ndarray, num_gt: int, rec_thr: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, float]:
-    """One COCOeval.accumulate curve from score-sorted flags.
-
-    tp, fp, scores ``(n,)`` in descending score order (ignored detections have both flags False
-    but keep their position). Returns precision ``(R,)``, score at each recall point ``(R,)``, recall.
-    """
-    nd = tp.shape[0]
+def _curve_into(
+    tp: np.ndarray,
+    fp: np.ndarray,
+    scores: np.ndarray,
+    nd: int,
+    num_gt: int,
+    rec_thr: np.ndarray,
+    rc: np.ndarray,
+    pr: np.ndarray,
+    q: np.ndarray,
+    ss: np.ndarray,
+) -> float:
+    """COCOeval.accumulate's inner loop on the first ``nd`` entries; fills q/ss, returns recall."""
     n_rec = rec_thr.shape[0]
-    rc = np.empty(nd)
-    pr = np.empty(nd)
     tp_sum = 0.0
     fp_sum = 0.0
     for i in range(nd):
@@ -224,16 +280,36 @@ def pr_curve(
     for i in range(nd - 1, 0, -1):
         if pr[i] > pr[i - 1]:
             pr[i - 1] = pr[i]
-    q = np.zeros(n_rec)
-    ss = np.zeros(n_rec)
-    inds = np.searchsorted(rc, rec_thr)
     for ri in range(n_rec):
-        pi = inds[ri]
+        q[ri] = 0.0
+        ss[ri] = 0.0
+    # searchsorted(rc, rec_thr, side="left") by a merge: both are sorted.
+    pi = 0
+    for ri in range(n_rec):
+        while pi < nd and rc[pi] < rec_thr[ri]:
+            pi += 1
         if pi >= nd:
             break
         q[ri] = pr[pi]
         ss[ri] = scores[pi]
-    recall = rc[nd - 1] if nd > 0 else 0.0
+    return rc[nd - 1] if nd > 0 else 0.0
+
+
+@numba.njit(cache=True, nogil=True)
+def pr_curve(
+    tp: np.ndarray, fp: np.ndarray, scores: np.ndarray, num_gt: int, rec_thr: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """One COCOeval.accumulate curve from score-sorted flags.
+
+    tp, fp, scores ``(n,)`` in descending score order (ignored detections have both flags False
+    but keep their position). Returns precision ``(R,)``, score at each recall point ``(R,)``, recall.
+    """
+    nd = tp.shape[0]
+    q = np.zeros(rec_thr.shape[0])
+    ss = np.zeros(rec_thr.shape[0])
+    rc = np.empty(nd)
+    pr = np.empty(nd)
+    recall = _curve_into(tp, fp, scores, nd, num_gt, rec_thr, rc, pr, q, ss)
     return q, ss, recall
 
 
@@ -243,29 +319,50 @@ def accumulate_all(
     det_rank: np.ndarray,
     cat_det_start: np.ndarray,
     cat_det_end: np.ndarray,
-    dt_match: np.ndarray,
-    dt_ignore: np.ndarray,
+    status: np.ndarray,
     num_gt: np.ndarray,
     max_dets: np.ndarray,
     rec_thr: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """COCOeval.accumulate over every category, area range and max-detections setting.
 
-    det_rank ``(N,)`` is a detection's rank inside its (image, category) group; categories own
-    contiguous ranges ``cat_det_start[k]:cat_det_end[k]``; num_gt ``(K, A)`` counts non-ignored GT.
+    status ``(N, A, T)`` from ``match_groups``; det_rank ``(N,)`` is a detection's rank inside its
+    (image, category) group; categories own contiguous ranges ``cat_det_start[k]:cat_det_end[k]``;
+    num_gt ``(K, A)`` counts non-ignored GT.
     Returns precision ``(T, R, K, A, M)``, recall ``(T, K, A, M)``, scores ``(T, R, K, A, M)``,
     -1 where a category has no non-ignored GT (pycocotools layout; the caller maps -1 to None).
+
+    Same numbers as ``pr_curve`` on every curve, computed from the true positives only: recall
+    rises only at a TP, so ``searchsorted(rc, r, "left")`` is position 0 or the position of the
+    ``c``-th TP where ``c`` is the first count with ``c / num_gt >= r``; precision falls between
+    TPs, so the right-to-left envelope at a TP is the max over the later TPs. All A x T curves of
+    a category are built in one pass over its detections.
     """
-    n_area, n_thr, _ = dt_match.shape
+    _, n_area, n_thr = status.shape
     n_cat = cat_det_start.shape[0]
     n_rec = rec_thr.shape[0]
     n_m = max_dets.shape[0]
     precision = -np.ones((n_thr, n_rec, n_cat, n_area, n_m))
     recall = -np.ones((n_thr, n_cat, n_area, n_m))
     scores = -np.ones((n_thr, n_rec, n_cat, n_area, n_m))
+    max_gt = 1
+    for k in range(n_cat):
+        for a in range(n_area):
+            max_gt = max(max_gt, num_gt[k, a])
+    ev_pr = np.empty((n_area, n_thr, max_gt))
+    ev_pos = np.empty((n_area, n_thr, max_gt), dtype=np.int64)
+    n_tp = np.empty((n_area, n_thr), dtype=np.int64)
+    n_fp = np.empty((n_area, n_thr), dtype=np.int64)
+    c_min = np.empty(n_rec, dtype=np.int64)
     for k in range(n_cat):
         c0 = cat_det_start[k]
         c1 = cat_det_end[k]
+        any_gt = False
+        for a in range(n_area):
+            if num_gt[k, a] > 0:
+                any_gt = True
+        if not any_gt:
+            continue
         for m in range(n_m):
             sel = np.empty(c1 - c0, dtype=np.int64)
             n = 0
@@ -278,21 +375,107 @@ def accumulate_all(
             for i in range(n):
                 neg[i] = -det_score[sel[i]]
             order = sel[np.argsort(neg, kind="mergesort")]
-            sc = det_score[order]
-            tp = np.empty(n, dtype=np.bool_)
-            fp = np.empty(n, dtype=np.bool_)
+            n_tp[:] = 0
+            n_fp[:] = 0
+            for i in range(n):
+                row = status[order[i]]
+                for a in range(n_area):
+                    if num_gt[k, a] == 0:
+                        continue
+                    for t in range(n_thr):
+                        code = row[a, t]
+                        if code == FP:
+                            n_fp[a, t] += 1
+                        elif code == TP:
+                            c = n_tp[a, t] + 1
+                            n_tp[a, t] = c
+                            tps = float(c)
+                            ev_pr[a, t, c - 1] = tps / (float(n_fp[a, t]) + tps + _EPS)
+                            ev_pos[a, t, c - 1] = i
             for a in range(n_area):
-                if num_gt[k, a] == 0:
+                ng = num_gt[k, a]
+                if ng == 0:
                     continue
+                # First TP count reaching each recall threshold (exact: same float division).
+                c = 0
+                for ri in range(n_rec):
+                    while c <= ng and float(c) / ng < rec_thr[ri]:
+                        c += 1
+                    c_min[ri] = c
                 for t in range(n_thr):
-                    for i in range(n):
-                        j = order[i]
-                        ig = dt_ignore[a, t, j]
-                        matched = dt_match[a, t, j] >= 0
-                        tp[i] = matched and not ig
-                        fp[i] = (not matched) and not ig
-                    q, ss, rc = pr_curve(tp, fp, sc, num_gt[k, a], rec_thr)
-                    precision[t, :, k, a, m] = q
-                    scores[t, :, k, a, m] = ss
-                    recall[t, k, a, m] = rc
+                    ntp = n_tp[a, t]
+                    for e in range(ntp - 2, -1, -1):
+                        if ev_pr[a, t, e + 1] > ev_pr[a, t, e]:
+                            ev_pr[a, t, e] = ev_pr[a, t, e + 1]
+                    recall[t, k, a, m] = float(ntp) / ng if n > 0 else 0.0
+                    for ri in range(n_rec):
+                        cm = c_min[ri]
+                        if n == 0 or cm > ntp:
+                            qv = 0.0
+                            sv = 0.0
+                        elif cm == 0:
+                            qv = ev_pr[a, t, 0] if ntp > 0 else 0.0
+                            sv = det_score[order[0]]
+                        else:
+                            qv = ev_pr[a, t, cm - 1]
+                            sv = det_score[order[ev_pos[a, t, cm - 1]]]
+                        precision[t, ri, k, a, m] = qv
+                        scores[t, ri, k, a, m] = sv
     return precision, recall, scores
+
+
+@numba.njit(cache=True, nogil=True)
+def to_input_order(
+    n_det_in: int,
+    n_gt_in: int,
+    det_input: np.ndarray,
+    gt_input: np.ndarray,
+    det_rank: np.ndarray,
+    max_det: int,
+    status0: np.ndarray,
+    dt_match: np.ndarray,
+    gt_match: np.ndarray,
+    gt_ignore0: np.ndarray,
+    det_best_iou: np.ndarray,
+    det_best_gt: np.ndarray,
+    gt_best_iou: np.ndarray,
+    det_box: np.ndarray,
+    gt_box: np.ndarray,
+    gt_crowd: np.ndarray,
+):  # type: ignore[no-untyped-def]
+    """Scatter area-"all" outcomes from sorted order back to input order (see ``CocoMatches``)."""
+    n_thr = dt_match.shape[0]
+    d_eval = np.zeros(n_det_in, dtype=np.bool_)
+    d_match = np.full((n_thr, n_det_in), -1, dtype=np.int64)
+    d_ign = np.ones((n_thr, n_det_in), dtype=np.bool_)
+    d_best = np.zeros(n_det_in)
+    d_best_gt = np.full(n_det_in, -1, dtype=np.int64)
+    d_iou = np.full((n_thr, n_det_in), np.nan)
+    g_eval = np.zeros(n_gt_in, dtype=np.bool_)
+    g_match = np.full((n_thr, n_gt_in), -1, dtype=np.int64)
+    g_ign = np.ones(n_gt_in, dtype=np.bool_)
+    g_best = np.zeros(n_gt_in)
+    for i in range(det_input.shape[0]):
+        o = det_input[i]
+        kept = det_rank[i] < max_det
+        d_eval[o] = kept
+        d_best[o] = det_best_iou[i]
+        if det_best_gt[i] >= 0:
+            d_best_gt[o] = gt_input[det_best_gt[i]]
+        if not kept:
+            continue
+        for t in range(n_thr):
+            d_ign[t, o] = status0[i, t] == IGNORED
+            j = dt_match[t, i]
+            if j >= 0:
+                d_match[t, o] = gt_input[j]
+                d_iou[t, o] = _iou_one(det_box, i, gt_box, j, gt_crowd[j])
+    for j in range(gt_input.shape[0]):
+        o = gt_input[j]
+        g_eval[o] = True
+        g_ign[o] = gt_ignore0[j]
+        g_best[o] = gt_best_iou[j]
+        for t in range(n_thr):
+            if gt_match[t, j] >= 0:
+                g_match[t, o] = det_input[gt_match[t, j]]
+    return d_eval, d_match, d_ign, d_best, d_best_gt, d_iou, g_eval, g_match, g_ign, g_best

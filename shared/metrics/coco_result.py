@@ -22,7 +22,6 @@ import numpy as np
 from numpy.typing import NDArray
 
 from shared.metrics import coco_kernels as K
-from shared.metrics.boxes import paired_iou
 from shared.metrics.coco_input import FlatCoco
 from shared.metrics.coco_params import (
     AREA_NAMES,
@@ -187,50 +186,26 @@ def _summarize(
 
 
 def _to_input_order(flat: FlatCoco, raw: tuple[np.ndarray, ...], top: int) -> CocoMatches:
-    dt_match, dt_ignore, gt_match, gt_ignore, det_best_iou, det_best_gt, gt_best_iou = raw
-    n_thr = dt_match.shape[1]
-    nd, ng = flat.n_det_input, flat.n_gt_input
-    evaluated = flat.det_rank < top
-    det_eval = np.zeros(nd, dtype=bool)
-    det_eval[flat.det_input] = evaluated
-    # Sorted GT index -> input index; sorted det index -> input index.
-    gt_in = np.append(flat.gt_input, -1)
-    det_in = np.append(flat.det_input, -1)
-    det_matched = np.full((n_thr, nd), -1, dtype=np.int64)
-    det_matched[:, flat.det_input] = gt_in[dt_match[0]]
-    det_ign = np.ones((n_thr, nd), dtype=bool)
-    det_ign[:, flat.det_input] = dt_ignore[0] | ~evaluated[None, :]
-    gt_matched = np.full((n_thr, ng), -1, dtype=np.int64)
-    gt_matched[:, flat.gt_input] = det_in[gt_match[0]]
-    gt_eval = np.zeros(ng, dtype=bool)
-    gt_eval[flat.gt_input] = True
-    gt_ign = np.ones(ng, dtype=bool)
-    gt_ign[flat.gt_input] = gt_ignore[0]
-    best_iou = np.zeros(nd)
-    best_iou[flat.det_input] = det_best_iou
-    best_gt = np.full(nd, -1, dtype=np.int64)
-    best_gt[flat.det_input] = gt_in[det_best_gt]
-    g_best = np.zeros(ng)
-    g_best[flat.gt_input] = gt_best_iou
-    match_iou = np.full((n_thr, nd), np.nan)
-    hit = dt_match[0] >= 0
-    if hit.any():
-        t_idx, d_idx = np.nonzero(hit)
-        g_idx = dt_match[0][hit]
-        vals = paired_iou(flat.det_box[d_idx], flat.gt_box[g_idx], flat.gt_crowd[g_idx])
-        match_iou[t_idx, flat.det_input[d_idx]] = vals
-    return CocoMatches(
-        det_evaluated=det_eval,
-        det_matched_gt=det_matched,
-        det_ignored=det_ign,
-        det_best_iou=best_iou,
-        det_best_gt=best_gt,
-        det_match_iou=match_iou,
-        gt_evaluated=gt_eval,
-        gt_matched_det=gt_matched,
-        gt_ignored=gt_ign,
-        gt_best_iou=g_best,
+    status, dt_match, gt_match, gt_ignore, det_best_iou, det_best_gt, gt_best_iou = raw
+    out = K.to_input_order(
+        flat.n_det_input,
+        flat.n_gt_input,
+        flat.det_input,
+        flat.gt_input,
+        flat.det_rank,
+        top,
+        status[:, 0, :],
+        dt_match,
+        gt_match,
+        gt_ignore[0],
+        det_best_iou,
+        det_best_gt,
+        gt_best_iou,
+        flat.det_box,
+        flat.gt_box,
+        flat.gt_crowd,
     )
+    return CocoMatches(*out)
 
 
 def evaluate_flat(flat: FlatCoco, *, max_dets: tuple[int, ...] = COCO_MAX_DETS) -> CocoResult:
@@ -255,7 +230,7 @@ def evaluate_flat(flat: FlatCoco, *, max_dets: tuple[int, ...] = COCO_MAX_DETS) 
         area_hi,
         top,
     )
-    dt_match, dt_ignore, _, gt_ignore = raw[:4]
+    status, gt_ignore = raw[0], raw[3]
     n_cat = len(flat.category_ids)
     num_gt = np.stack(
         [np.bincount(flat.gt_cat[~gt_ignore[a]], minlength=n_cat) for a in range(len(AREA_NAMES))], axis=1
@@ -265,8 +240,7 @@ def evaluate_flat(flat: FlatCoco, *, max_dets: tuple[int, ...] = COCO_MAX_DETS) 
         flat.det_rank,
         flat.cat_det_start,
         flat.cat_det_end,
-        dt_match,
-        dt_ignore,
+        status,
         num_gt.reshape(n_cat, len(AREA_NAMES)),
         np.asarray(max_dets, dtype=np.int64),
         COCO_REC_THRESHOLDS,

@@ -42,7 +42,9 @@ def rect_iou(a: np.ndarray, b: np.ndarray) -> float:
 
 
 @numba.njit(cache=True, nogil=True)
-def _greedy(ious: np.ndarray, n_outer: int, n_inner: int, threshold: float, strict: bool) -> tuple[int, float]:
+def _greedy(
+    ious: np.ndarray, n_outer: int, n_inner: int, threshold: float, strict: bool
+) -> tuple[int, float]:
     """Greedy one-to-one selection over pairs listed outer-major; returns (taken, sum of taken IoU)."""
     order = np.argsort(-ious, kind="mergesort")
     used_o = np.zeros(n_outer, dtype=np.bool_)

@@ -196,6 +196,16 @@ def _mask(flags: B) -> I64:
     return (flags[: len(COCO_IOU_THRESHOLDS)].astype(np.int64) * _GRID_WEIGHTS).sum(axis=0)
 
 
+_NAMES = np.array(ERROR_NAMES, dtype=object)
+
+
+def _named(codes: NDArray[np.int8], where: B) -> NDArray[np.object_]:
+    """Error codes -> names (None where ``where`` is False)."""
+    out = np.full(len(codes), None, dtype=object)
+    out[where] = _NAMES[codes[where]]
+    return out
+
+
 def evaluate_rows(batch: RowBatch, iou_threshold: float, conf_threshold: float) -> RowsEvaluation:
     """Per-object, per-row and per-(row, class) metrics of a batch at the run's thresholds."""
     row_ids = np.asarray(batch.row_ids, dtype=np.int64)
@@ -280,14 +290,28 @@ def evaluate_rows(batch: RowBatch, iou_threshold: float, conf_threshold: float) 
     inv_g = np.empty(n_gt, dtype=np.int64)
     inv_g[tg_ord] = np.arange(n_gt)
 
-    def tide(include_: B, tp_: B, used_: B, t_f: float) -> tuple[NDArray[np.int8], I64, B, F64, I64,
-                                                                     NDArray[np.int8], F64, I64]:
+    def tide(
+        include_: B, tp_: B, used_: B, t_f: float
+    ) -> tuple[NDArray[np.int8], I64, B, F64, I64, NDArray[np.int8], F64, I64]:
         e = classify_rows(
-            rp_start, rp_end, rg_start, rg_end, pbox[tp_ord], pcls[tp_ord], include_[tp_ord], tp_[tp_ord],
-            gbox[tg_ord], gcls[tg_ord], gcrowd[tg_ord], used_[tg_ord], t_f, TIDE_BACKGROUND,
+            rp_start,
+            rp_end,
+            rg_start,
+            rg_end,
+            pbox[tp_ord],
+            pcls[tp_ord],
+            include_[tp_ord],
+            tp_[tp_ord],
+            gbox[tg_ord],
+            gcls[tg_ord],
+            gcrowd[tg_ord],
+            used_[tg_ord],
+            t_f,
+            TIDE_BACKGROUND,
         )
         back_p = np.empty(n_pred, dtype=np.int64)
         back_p[tp_ord] = np.arange(n_pred)
+
         # Map outputs back to the (row, class, score) order; GT indices back through tg_ord.
         def gidx(a: I64) -> I64:
             return np.where(a >= 0, tg_ord[np.maximum(a, 0)], -1) if n_gt else a
@@ -296,9 +320,14 @@ def evaluate_rows(batch: RowBatch, iou_threshold: float, conf_threshold: float) 
             return np.where(a >= 0, tp_ord[np.maximum(a, 0)], -1) if n_pred else a
 
         return (
-            e.pred_error[back_p], gidx(e.pred_target[back_p]), e.pred_fix[back_p],
-            e.pred_best_iou[back_p], gidx(e.pred_partner[back_p]),
-            e.gt_error[inv_g], e.gt_best_iou[inv_g], pidx(e.gt_partner[inv_g]),
+            e.pred_error[back_p],
+            gidx(e.pred_target[back_p]),
+            e.pred_fix[back_p],
+            e.pred_best_iou[back_p],
+            gidx(e.pred_partner[back_p]),
+            e.gt_error[inv_g],
+            e.gt_best_iou[inv_g],
+            pidx(e.gt_partner[inv_g]),
         )
 
     p_err, _, _, p_best, p_partner, g_err, g_best, g_partner = tide(
@@ -314,15 +343,16 @@ def evaluate_rows(batch: RowBatch, iou_threshold: float, conf_threshold: float) 
     tp_err, tp_target, tp_fix, _, _, tg_err, _, _ = tide(t_incl, t_tp, t_used, TIDE_FOREGROUND)
     fix_cls = np.where(tp_fix & (tp_target >= 0), gcls[np.maximum(tp_target, 0)] if n_gt else -1, -1)
 
-    names = np.array(ERROR_NAMES, dtype=object)
     p_status = np.where(p_matched, "TP", "FP").astype(object)
     g_status = np.where(g_used, "TP", "FN").astype(object)
     p_matched_id = np.where(
-        p_matched, gid_[np.maximum(run_m, 0)] if n_gt else -1,
+        p_matched,
+        gid_[np.maximum(run_m, 0)] if n_gt else -1,
         np.where(p_partner >= 0, gid_[np.maximum(p_partner, 0)] if n_gt else -1, -1),
     )
     g_matched_id = np.where(
-        g_used, pid[np.maximum(g_by, 0)] if n_pred else -1,
+        g_used,
+        pid[np.maximum(g_by, 0)] if n_pred else -1,
         np.where(g_fn & (g_partner >= 0), pid[np.maximum(g_partner, 0)] if n_pred else -1, -1),
     )
     g_run_iou = np.full(n_gt, np.nan)
@@ -330,8 +360,8 @@ def evaluate_rows(batch: RowBatch, iou_threshold: float, conf_threshold: float) 
         g_run_iou[g_used] = run_iou[g_by[g_used]]
     p_iou = np.where(p_matched, run_iou, p_best)
     g_iou = np.where(g_used, g_run_iou, g_best)
-    p_error = np.where(p_fp, names[p_err], None)
-    g_error = np.where(g_fn, names[g_err], None)
+    p_error = _named(p_err, p_fp)
+    g_error = _named(g_err, g_fn)
 
     objects = ObjectResults(
         kind_is_pred=np.concatenate([np.ones(n_pred, bool), np.zeros(n_gt, bool)]),
@@ -352,9 +382,7 @@ def evaluate_rows(batch: RowBatch, iou_threshold: float, conf_threshold: float) 
         match_iou=np.concatenate([match_iou, np.full(n_gt, np.nan)]),
         match_ious=np.concatenate([match_ious_all[:grid].T, np.full((n_gt, grid), np.nan)]),
         has_match_ious=np.concatenate([has_match_ious, np.zeros(n_gt, bool)]),
-        tide_error=np.concatenate([
-            np.where(tp_err > 0, names[tp_err], None), np.where(tg_err > 0, names[tg_err], None)
-        ]),
+        tide_error=np.concatenate([_named(tp_err, tp_err > 0), _named(tg_err, tg_err > 0)]),
         tide_fix_class=np.concatenate([fix_cls, np.full(n_gt, -1)]).astype(np.int64),
     )
 
@@ -400,10 +428,25 @@ def evaluate_rows(batch: RowBatch, iou_threshold: float, conf_threshold: float) 
             lb_iou = np.where(has, iou_cls / np.maximum(n_cls, 1), np.nan)
         nan = np.nan
         return RowTable(
-            data_row_id=ids, class_id=cls, num_gt=num_gt, num_pred=num_pred, tp=tp, fp=fp, fn=fn,
-            precision=p, recall=r, f1=f1, mean_iou=mean_iou, min_conf=min_conf, mean_conf=mean_conf,
-            max_conf=max_conf, lb_iou=lb_iou, lb_tp=np.where(has, lb_tp, nan),
-            lb_fp=np.where(has, lb_fp, nan), lb_fn=np.where(has, lb_fn, nan), n_err=n_err,
+            data_row_id=ids,
+            class_id=cls,
+            num_gt=num_gt,
+            num_pred=num_pred,
+            tp=tp,
+            fp=fp,
+            fn=fn,
+            precision=p,
+            recall=r,
+            f1=f1,
+            mean_iou=mean_iou,
+            min_conf=min_conf,
+            mean_conf=mean_conf,
+            max_conf=max_conf,
+            lb_iou=lb_iou,
+            lb_tp=np.where(has, lb_tp, nan),
+            lb_fp=np.where(has, lb_fp, nan),
+            lb_fn=np.where(has, lb_fn, nan),
+            n_err=n_err,
         )
 
     rows = table(prow_i, grow_i, n_rows, row_ids, None, grp_rows_i)
@@ -420,7 +463,15 @@ class _LB:
 
 
 def group_metrics_for(
-    pbox: F64, pid: I64, p_grp: I64, include: B, gbox: F64, gid_: I64, g_grp: I64, g_ign: B, n_grp: int,
+    pbox: F64,
+    pid: I64,
+    p_grp: I64,
+    include: B,
+    gbox: F64,
+    gid_: I64,
+    g_grp: I64,
+    g_ign: B,
+    n_grp: int,
     iou_threshold: float,
 ) -> _LB:
     """Labelbox family per (row, class) group: included predictions and non-crowd GT, id order."""

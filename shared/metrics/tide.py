@@ -266,8 +266,9 @@ def tide_delta_ap(
     num_gt = {c: int(np.count_nonzero(gcls == c)) for c in classes}
     miss_gt = {c: int(np.count_nonzero((gcls == c) & miss)) for c in classes}
 
-    def class_aps(point_cls: NDArray[np.int64], keep: NDArray[np.bool_], true: NDArray[np.bool_],
-                  gts: dict[int, int]) -> dict[int, float | None]:
+    def class_aps(
+        point_cls: NDArray[np.int64], keep: NDArray[np.bool_], true: NDArray[np.bool_], gts: dict[int, int]
+    ) -> dict[int, float | None]:
         out: dict[int, float | None] = {}
         for c in classes:
             sel = keep & (point_cls == c)

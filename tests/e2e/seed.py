@@ -482,7 +482,7 @@ def seed(
                 )
         proj = conn.execute(
             insert(Projection)
-            .values(workspace_id=ws, model_run_id=run, method="umap", status="ready")
+            .values(workspace_id=ws, model_run_id=run, method="umap", status="succeeded")
             .returning(Projection.id)
         ).scalar_one()
         centers = [(-4.0, -3.0), (4.0, -3.0), (-4.0, 3.5), (4.0, 3.5)]

@@ -13,6 +13,9 @@ from services.gateway.domain import Principal
 from services.gateway.repository import auth as repo
 from services.gateway.state import GatewayState
 from shared.errors import Forbidden, Unauthorized
+from shared.logging import get_logger
+
+log = get_logger(__name__)
 
 
 def get_state(request: Request) -> GatewayState:
@@ -62,8 +65,10 @@ async def get_principal(
     key = await repo.key_by_prefix(session, prefix)
     pepper = state.settings.secret_key.get_secret_value()
     if key is None or not domain.verify_secret(secret, pepper, key.key_hash):
+        log.info("api key refused", key_prefix=prefix, reason="unknown or wrong secret")
         raise Unauthorized("the API key is not valid")
     if key.revoked_at is not None:
+        log.info("api key refused", key_prefix=prefix, reason="revoked")
         raise Unauthorized("the API key was revoked")
     await repo.touch_key(session, key.id, state.settings.gateway.key_touch_interval_s)
     return Principal(workspace_id=key.workspace_id, key_id=key.id, scopes=frozenset(key.scopes))
@@ -81,7 +86,17 @@ def require(scope: str) -> Callable[..., Coroutine[Any, Any, Principal]]:
             )
         return principal
 
+    check.required_scope = scope  # type: ignore[attr-defined]
     return check
+
+
+def route_scope(dependant: Any) -> str | None:
+    """The scope a route requires (found in its dependency tree), for the OpenAPI ``x-required-scope``."""
+    for dep in dependant.dependencies:
+        scope = getattr(dep.call, "required_scope", None) or route_scope(dep)
+        if scope:
+            return scope  # type: ignore[no-any-return]
+    return None
 
 
 ReadDep = Annotated[Principal, Depends(require("read"))]

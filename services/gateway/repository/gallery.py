@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Float, and_, case, func, literal, select, tuple_
+from sqlalchemy import Float, and_, case, cast, func, literal, null, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.gateway.repository.filters import DR, PRED, Compiled
@@ -38,7 +38,7 @@ async def page_ids(
     row = compiled.src.c.data_row_id
     base = select(row.label("id")).select_from(compiled.from_).where(*compiled.where)
     if sort_expr is None:
-        q = base.add_columns(literal(None, Float).label("v"), literal(0).label("phase"))
+        q = base.add_columns(cast(null(), Float).label("v"), literal(0).label("phase"))
         if after is not None and after.id is not None:
             q = q.where(row < after.id if descending else row > after.id)
         q = q.order_by(row.desc() if descending else row.asc()).limit(limit)
@@ -53,7 +53,7 @@ async def page_ids(
         return q.order_by(*order).limit(limit)
 
     def phase1() -> Any:
-        q = base.add_columns(literal(None, Float).label("v"), literal(1).label("phase")).where(
+        q = base.add_columns(cast(null(), Float).label("v"), literal(1).label("phase")).where(
             sort_expr.is_(None)
         )
         if after is not None and after.phase == 1 and after.id is not None:

@@ -24,7 +24,6 @@ from sqlalchemy import (
     and_,
     case,
     cast,
-    false,
     func,
     literal,
     not_,
@@ -96,38 +95,56 @@ def kept_pred(om: object, conf: float) -> ColumnElement[bool]:
 
 
 def _agg(scope: RunScope, *, class_id: int | None, row_ids: Sequence[int] | None) -> Subquery:
+    """Per-row (or per row of one class) numbers at ``scope``'s thresholds, from object_matches alone.
+
+    Same definitions as the metrics service's ``ROW_METRICS_AT_SQL`` (docs/metrics.md): counted
+    predictions have ``confidence >= c``; TP has the IoU's ``tp_mask`` bit; FP is neither TP nor matched
+    to an ignored GT (``ign_mask``); FN = non-ignored GT - TP.
+    """
     om = OM.alias("om_agg")
     bit = scope.bit
-    pred = kept_pred(om, scope.conf)
+    k1 = bit.bit_length()  # 1-based index of the IoU in match_ious
+    pred = and_(om.c.kind == "pred", func.coalesce(om.c.confidence, 1.0) >= scope.conf)
     tp = and_(pred, om.c.tp_mask.op("&")(bit) != 0)
-    gt = and_(om.c.kind == "gt", not_(func.coalesce(om.c.iscrowd, false())), not_(om.c.ignored))
+    fp = and_(pred, om.c.tp_mask.op("&")(bit) == 0, om.c.ign_mask.op("&")(bit) == 0)
+    gt = and_(om.c.kind == "gt", not_(om.c.ignored))
     conds = [om.c.model_run_id == scope.run_id]
     if class_id is not None:
         conds.append(om.c.class_id == class_id)
     if row_ids is not None:
         conds.append(om.c.data_row_id.in_(list(row_ids)))
+    conf = func.coalesce(om.c.confidence, 1.0)
     inner = (
         select(
             om.c.data_row_id,
             func.count().filter(gt).label("num_gt"),
             func.count().filter(pred).label("num_pred"),
             func.count().filter(tp).label("tp"),
-            func.avg(om.c.iou).filter(tp).label("mean_iou"),
-            func.min(func.coalesce(om.c.confidence, 1.0)).filter(pred).label("min_conf"),
-            func.avg(func.coalesce(om.c.confidence, 1.0)).filter(pred).label("mean_conf"),
-            func.max(func.coalesce(om.c.confidence, 1.0)).filter(pred).label("max_conf"),
+            func.count().filter(fp).label("fp"),
+            func.count().filter(or_(pred, om.c.kind == "gt")).label("present"),
+            func.sum(func.coalesce(om.c.match_ious[k1], om.c.match_iou, om.c.iou))
+            .filter(tp)
+            .label("iou_sum"),
+            func.min(conf).filter(pred).label("min_conf"),
+            func.avg(conf).filter(pred).label("mean_conf"),
+            func.max(conf).filter(pred).label("max_conf"),
         )
         .where(*conds)
         .group_by(om.c.data_row_id)
         .subquery("agg_inner")
     )
-    tp_c = inner.c.tp
-    fp_c = func.greatest(inner.c.num_pred - tp_c, 0)
-    fn_c = func.greatest(inner.c.num_gt - tp_c, 0)
-    precision = case((inner.c.num_pred > 0, cast(tp_c, Float) / inner.c.num_pred), else_=null())
-    recall = case((inner.c.num_gt > 0, cast(tp_c, Float) / inner.c.num_gt), else_=null())
+    tp_c, fp_c = inner.c.tp, inner.c.fp
+    fn_c = inner.c.num_gt - tp_c
+    p = case((tp_c + fp_c > 0, cast(tp_c, Float) / (tp_c + fp_c)), else_=null())
+    r = case((inner.c.num_gt > 0, cast(tp_c, Float) / inner.c.num_gt), else_=null())
     f1 = case(
-        (or_(inner.c.num_pred > 0, inner.c.num_gt > 0), cast(2 * tp_c, Float) / (2 * tp_c + fp_c + fn_c)),
+        (
+            and_(tp_c + fp_c > 0, inner.c.num_gt > 0, tp_c > 0),
+            cast(2 * tp_c, Float) / (2 * tp_c + fp_c + fn_c),
+        ),
+        (and_(tp_c + fp_c > 0, inner.c.num_gt > 0), 0.0),
+        (and_(tp_c + fp_c > 0, tp_c == 0), 0.0),
+        (and_(inner.c.num_gt > 0, tp_c == 0), 0.0),
         else_=null(),
     )
     return select(
@@ -137,10 +154,11 @@ def _agg(scope: RunScope, *, class_id: int | None, row_ids: Sequence[int] | None
         cast(tp_c, Integer).label("tp"),
         cast(fp_c, Integer).label("fp"),
         cast(fn_c, Integer).label("fn"),
-        precision.label("precision"),
-        recall.label("recall"),
+        inner.c.present,
+        p.label("precision"),
+        r.label("recall"),
         f1.label("f1"),
-        cast(inner.c.mean_iou, Float).label("mean_iou"),
+        case((tp_c > 0, cast(inner.c.iou_sum, Float) / tp_c), else_=null()).label("mean_iou"),
         cast(inner.c.min_conf, Float).label("min_conf"),
         cast(inner.c.mean_conf, Float).label("mean_conf"),
         cast(inner.c.max_conf, Float).label("max_conf"),
@@ -195,6 +213,6 @@ def class_source(
         .select_from(
             agg.join(MRR, and_(MRR.c.model_run_id == scope.run_id, MRR.c.data_row_id == agg.c.data_row_id))
         )
-        .where(or_(agg.c.num_gt > 0, agg.c.num_pred > 0))
+        .where(agg.c.present > 0)
         .subquery(name)
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 from fastapi import APIRouter, File, Query, Response, UploadFile
-from fastapi.responses import ORJSONResponse
+from fastapi.responses import JSONResponse
 
 from services.ingest import repository as repo
 from services.ingest.api.deps import CallerDep, ContextDep, SessionDep, WriterDep
@@ -27,14 +27,14 @@ def _read(file: UploadFile, limit: int) -> bytes:
     return data
 
 
-def _start(ctx: ContextDep, spec: imports.ImportSpec, data: bytes) -> ORJSONResponse:
+def _start(ctx: ContextDep, spec: imports.ImportSpec, data: bytes) -> JSONResponse:
     job_id, queued = imports.create_job(ctx, spec, data)
     if not queued:
         imports.run_job(ctx, job_id, data)
     with session_scope(ctx.sessions) as s:
         job = repo.get_job(s, spec.workspace_id, job_id)
         body = JobOut.model_validate(job).model_dump(mode="json")
-    return ORJSONResponse(body, status_code=202 if queued else 201)
+    return JSONResponse(body, status_code=202 if queued else 201)
 
 
 @router.post("/datasets/{dataset_id}/annotations", response_model=JobOut, status_code=201)
@@ -45,7 +45,7 @@ def import_annotations(
     format: GtFormat = Query(..., description="coco | yolo (zip with data.yaml) | voc | labelbox"),
     create_classes: bool = Query(default=True, description="Create class names the file introduces."),
     file: UploadFile = File(...),
-) -> ORJSONResponse:
+) -> JSONResponse:
     with session_scope(ctx.sessions) as s:
         catalog.get_dataset(s, caller.workspace_id, dataset_id)
     data = _read(file, ctx.settings.limits.max_json_bytes)
@@ -82,7 +82,7 @@ def import_predictions(
     format: PredFormat = Query(..., description="coco (results) | yolo (zip) | ultralytics | labelbox"),
     dataset_id: int | None = Query(default=None, description="Also match images among this dataset's rows."),
     file: UploadFile = File(...),
-) -> ORJSONResponse:
+) -> JSONResponse:
     with session_scope(ctx.sessions) as s:
         catalog.get_run(s, caller.workspace_id, run_id)
         if dataset_id is not None:

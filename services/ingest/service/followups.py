@@ -60,5 +60,9 @@ def thresholds_changed(session: Session, ctx: IngestContext, run_id: int) -> Non
     """Thresholds moved: only the cheap aggregate path (matches are stored threshold-free)."""
     on_commit(
         session,
-        lambda: send(ctx.celery, TaskName.metrics_aggregate_run, AggregateRunPayload(model_run_id=run_id)),
+        lambda: send(
+            ctx.celery,
+            TaskName.metrics_aggregate_run,
+            AggregateRunPayload(model_run_id=run_id, thresholds_changed=True),
+        ),
     )

@@ -56,7 +56,9 @@ def ingest_settings(db_url: str, s3_settings: S3Settings) -> Settings:
         database=DatabaseSettings(url=db_url, pool_size=4),
         redis=RedisSettings(url=REDIS_URL),
         s3=s3_settings,
-        limits=LimitSettings(max_image_pixels=4_000_000, max_image_bytes=4_000_000, max_request_bytes=64_000_000),
+        limits=LimitSettings(
+            max_image_pixels=4_000_000, max_image_bytes=4_000_000, max_request_bytes=64_000_000
+        ),
         ingest=IngestSettings(workers=4, async_import_bytes=2_000_000, metrics_chunk_rows=2),
     )
 
@@ -110,7 +112,9 @@ async def client(ingest_app: Any, workspace: int) -> AsyncIterator[httpx.AsyncCl
         yield c
 
 
-def image_bytes(w: int = 64, h: int = 48, color: tuple[int, int, int] = (200, 10, 10), fmt: str = "JPEG") -> bytes:
+def image_bytes(
+    w: int = 64, h: int = 48, color: tuple[int, int, int] = (200, 10, 10), fmt: str = "JPEG"
+) -> bytes:
     out = io.BytesIO()
     Image.new("RGB", (w, h), color).save(out, fmt)
     return out.getvalue()

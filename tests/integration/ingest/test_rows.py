@@ -29,8 +29,10 @@ async def test_upload_records_size_hash_object_and_thumbnail(
     assert (r.json()["created"], r.json()["updated"], r.json()["unchanged"]) == (2, 0, 0)
     with engine.connect() as conn:
         rows = conn.execute(
-            text("SELECT global_key, width, height, sha256, object_key, thumbnail_key, media_type FROM data_rows"
-                 " WHERE workspace_id = :ws ORDER BY global_key"),
+            text(
+                "SELECT global_key, width, height, sha256, object_key, thumbnail_key, media_type FROM data_rows"
+                " WHERE workspace_id = :ws ORDER BY global_key"
+            ),
             {"ws": workspace},
         ).all()
     assert [(r[0], r[1], r[2]) for r in rows] == [("cam/a.jpg", 640, 480), ("cam/b.png", 30, 90)]
@@ -63,9 +65,13 @@ async def test_same_key_twice_is_one_row_and_changed_bytes_update_it(
     assert (changed.json()["updated"], changed.json()["rows"][0]["id"]) == (1, ids["k1.jpg"])
     assert counts(engine, workspace)["rows"] == 2
     with engine.connect() as conn:
-        w, h = conn.execute(text("SELECT width, height FROM data_rows WHERE id = :i"), {"i": ids["k1.jpg"]}).one()
+        w, h = conn.execute(
+            text("SELECT width, height FROM data_rows WHERE id = :i"), {"i": ids["k1.jpg"]}
+        ).one()
     assert (w, h) == (100, 50)
-    assert sent.of(TaskName.search_embed_rows.value) == [{"workspace_id": workspace, "data_row_ids": [ids["k1.jpg"]]}]
+    assert sent.of(TaskName.search_embed_rows.value) == [
+        {"workspace_id": workspace, "data_row_ids": [ids["k1.jpg"]]}
+    ]
     assert broker.llen("embeddings") == 2  # embed + match_slices really reached the Redis broker
 
 
@@ -81,7 +87,9 @@ async def test_metadata_and_listing_pages(client: httpx.AsyncClient) -> None:
     keys: list[str] = []
     cursor = None
     while True:
-        page = await client.get(f"/v1/datasets/{ds}/rows", params={"limit": 2, **({"cursor": cursor} if cursor else {})})
+        page = await client.get(
+            f"/v1/datasets/{ds}/rows", params={"limit": 2, **({"cursor": cursor} if cursor else {})}
+        )
         body = page.json()
         keys += [i["global_key"] for i in body["items"]]
         if body["items"] and body["items"][0]["global_key"] == "p/0.jpg":
@@ -103,7 +111,9 @@ async def test_streaming_bulk_upload(client: httpx.AsyncClient, engine: Engine, 
         for i in range(0, len(body), 10_000):
             yield body[i : i + 10_000]
 
-    r = await client.post(f"/v1/datasets/{ds}/rows:stream", content=chunks(), headers={"Content-Type": "application/x-tar"})
+    r = await client.post(
+        f"/v1/datasets/{ds}/rows:stream", content=chunks(), headers={"Content-Type": "application/x-tar"}
+    )
     assert r.status_code == 200, r.text
     assert r.json()["created"] == 70
     again = await client.post(f"/v1/datasets/{ds}/rows:stream", content=body)

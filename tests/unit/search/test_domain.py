@@ -90,7 +90,7 @@ def test_crop_box_context_and_tiny_boxes() -> None:
     c = crop_box(img, (10, 10, 20, 20), context=0.1, min_px=4)
     assert c is not None and c.size == (24, 24)
     edge = crop_box(img, (90, 70, 20, 20), context=0.1, min_px=4)
-    assert edge is not None and edge.size == (12, 10)  # clipped to the image
+    assert edge is not None and edge.size == (12, 12)  # 88..100 x 68..80: clipped to the image
     assert crop_box(img, (10, 10, 3, 20), context=0.1, min_px=4) is None
     assert crop_box(img, (200, 200, 10, 10), context=0.1, min_px=4) is None
 

@@ -28,12 +28,14 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    op.add_column("object_matches", sa.Column("ign_mask", sa.SmallInteger(), server_default="0", nullable=False))
-    op.add_column("object_matches", sa.Column("area_masks", sa.BigInteger(), server_default="0", nullable=False))
-    op.add_column("object_matches", sa.Column("match_iou", sa.Float(), nullable=True))
     op.add_column(
-        "object_matches", sa.Column("match_ious", postgresql.ARRAY(sa.Float()), nullable=True)
+        "object_matches", sa.Column("ign_mask", sa.SmallInteger(), server_default="0", nullable=False)
     )
+    op.add_column(
+        "object_matches", sa.Column("area_masks", sa.BigInteger(), server_default="0", nullable=False)
+    )
+    op.add_column("object_matches", sa.Column("match_iou", sa.Float(), nullable=True))
+    op.add_column("object_matches", sa.Column("match_ious", postgresql.ARRAY(sa.Float()), nullable=True))
     op.add_column("object_matches", sa.Column("tide_error", sa.String(length=8), nullable=True))
     op.add_column("object_matches", sa.Column("tide_fix_class", sa.BigInteger(), nullable=True))
 

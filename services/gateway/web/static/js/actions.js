@@ -86,10 +86,10 @@ export function renderSimilar(root, runId) {
     ),
   );
   let results = [];
-  const minScore = () => (results.length ? Math.min(...results.map((r) => r.score)) : 0);
+  const minScore = () => (results.length ? Math.min(...results.map((r) => r.score ?? 0)) : 0);
   let cancelled = false;
   api
-    .similar({ dataRowIds: anchors, unlabeledOnly: s.unlabeledOnly, limit: 48, modelRunId: runId })
+    .similar({ dataRowIds: anchors, unlabeledOnly: s.unlabeledOnly, limit: 48 })
     .then(async (res) => {
       results = (res.rows || res.results || []).filter((r) => !anchors.includes(Number(r.data_row_id)));
       count.textContent = `${results.length} rows`;
@@ -132,22 +132,48 @@ export function renderSimilar(root, runId) {
 
 // --- slices ---------------------------------------------------------------------------------
 
+/** The part of gallery conditions a slice's row filter can hold (metric ranges cannot). */
+export function sliceRowFilter(conditions, runId) {
+  const f = {};
+  const list = (v) => (Array.isArray(v) ? v : [v]);
+  for (const c of conditions || []) {
+    if (c.field === "annotation" && c.op === "eq") f.annotation = c.value;
+    else if (c.field === "split" && (c.op === "eq" || c.op === "in")) f.splits = list(c.value);
+    else if ((c.field === "class_in_gt" || c.field === "class_in_pred") && (c.op === "eq" || c.op === "in"))
+      f.class_names = [...new Set([...(f.class_names || []), ...list(c.value)])];
+    else if (c.field === "error_type" && (c.op === "eq" || c.op === "in")) f.error_types = list(c.value);
+  }
+  if ((f.splits || f.error_types) && runId) f.model_run_id = runId;
+  return f;
+}
+
 export function saveSliceDialog({ similarity, unlabeledOnly } = {}) {
   const name = el("input", { name: "slice-name", placeholder: "e.g. night-time missed pedestrians", required: true });
+  const threshold = el("input", { type: "number", name: "score-threshold", min: "-1", max: "1", step: "0.01" });
   const out = el("div", {});
-  const fromGallery = !similarity && state.gallery && state.gallery.conditions;
-  const conditions = similarity
+  const runId = state.run?.id;
+  const filter = similarity
     ? unlabeledOnly
-      ? [{ field: "annotation", op: "eq", value: "none" }]
-      : []
-    : fromGallery
-      ? state.gallery.conditions
-      : [];
-  const sim = similarity || (!fromGallery || !conditions.length ? { data_row_ids: [...state.selection], score_threshold: 0.8 } : null);
-  const what = sim ? `rows similar to ${sim.data_row_ids.length} selected row(s)` : `the gallery's ${conditions.length} filter(s)`;
+      ? { annotation: "none" }
+      : {}
+    : sliceRowFilter(state.gallery && state.gallery.runId === runId ? state.gallery.conditions : [], runId);
+  const anchors = similarity ? similarity.data_row_ids : [...state.selection];
+  threshold.value = String(similarity ? Number(similarity.score_threshold.toFixed(3)) : 0.8);
+  const parts = Object.entries(filter).map(([k, v]) => `${k}: ${Array.isArray(v) ? v.join(", ") : v}`);
   dialog(
     "Save slice",
-    el("div", { class: "form" }, el("label", { class: "field" }, el("span", {}, "name"), name), el("p", { class: "hint" }, `Saves ${what}; rows uploaded later that match join it.`), out),
+    el(
+      "div",
+      { class: "form" },
+      el("label", { class: "field" }, el("span", {}, "name"), name),
+      anchors.length ? el("label", { class: "field" }, el("span", {}, "similarity ≥"), threshold) : null,
+      el(
+        "p",
+        { class: "hint" },
+        `Rows ${anchors.length ? `similar to ${anchors.length} row(s)` : "of the filter"}${parts.length ? ` where ${parts.join("; ")}` : ""}. Rows uploaded later that match join the slice.`,
+      ),
+      out,
+    ),
     (close) => [
       el("button", { class: "btn ghost", onclick: close }, "Cancel"),
       el("button", {
@@ -155,10 +181,17 @@ export function saveSliceDialog({ similarity, unlabeledOnly } = {}) {
         "data-testid": "slice-submit",
         onclick: async () => {
           if (!name.value.trim()) return message(out, "A name is required.", "err");
+          if (!anchors.length && !Object.keys(filter).length)
+            return message(out, "Select rows or filter by split, class, annotation or error type first.", "err");
           try {
-            const sl = await api.createSlice({ name: name.value.trim(), modelRunId: state.run?.id, filter: { all: conditions }, similarity: sim });
-            message(out, `Saved slice “${sl.name || name.value}” (#${sl.id}).`);
-            setTimeout(close, 900);
+            const sl = await api.createSlice({
+              name: name.value.trim(),
+              modelRunId: runId,
+              filter,
+              similarity: anchors.length ? { data_row_ids: anchors.slice(0, 1000), score_threshold: Number(threshold.value) } : null,
+            });
+            message(out, `Saved slice “${sl.name || name.value}” (#${sl.id}${sl.members !== undefined ? `, ${sl.members} rows` : ""}).`);
+            out.dataset.sliceId = String(sl.id);
           } catch (e) {
             message(out, e.message, "err");
           }
@@ -201,6 +234,10 @@ export async function batchDialog() {
             if (newProject.value.trim()) {
               const p = await api.createProject(newProject.value.trim());
               projectId = p.id;
+              // A retry now reuses the project instead of creating it twice.
+              projectSel.append(el("option", { value: String(p.id) }, p.name));
+              projectSel.value = String(p.id);
+              newProject.value = "";
             }
             if (!projectId) return message(out, "Choose or name a project.", "err");
             const res = await api.createBatch(projectId, {

@@ -112,17 +112,18 @@ export const api = {
     return request("GET", `/rows/${rowId}`, { params: { model_run_id: runId } });
   },
   /** Rows similar to the given ones: {rows: [{data_row_id, score}]}. */
-  similar({ dataRowIds, unlabeledOnly, limit, modelRunId }) {
+  similar({ dataRowIds, unlabeledOnly, limit }) {
     const body = { data_row_ids: dataRowIds, limit: limit || 50 };
     if (unlabeledOnly) body.filter = { annotation: "none" };
-    if (modelRunId) body.model_run_id = modelRunId;
     return request("POST", "/similar", { body });
   },
   async slices() {
     return asList(await request("GET", "/slices"), "slices");
   },
+  /** A slice: a row filter ({annotation, splits, class_names, error_types, model_run_id, ...}) and/or a
+   * similarity anchor ({data_row_ids, score_threshold}); rows uploaded later that match join it. */
   createSlice({ name, modelRunId, filter, similarity }) {
-    const body = { name, filter: filter || { all: [] } };
+    const body = { name, filter: filter || {} };
     if (modelRunId) body.model_run_id = modelRunId;
     if (similarity) body.similarity = similarity;
     return request("POST", "/slices", { body });
@@ -132,6 +133,9 @@ export const api = {
   },
   async projections(runId) {
     return asList(await request("GET", "/projections", { params: { model_run_id: runId } }), "projections");
+  },
+  projection(projectionId) {
+    return request("GET", `/projections/${projectionId}`);
   },
   createProjection({ modelRunId, method }) {
     return request("POST", "/projections", { body: { model_run_id: modelRunId, method: method || "umap" } });

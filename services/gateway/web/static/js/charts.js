@@ -10,6 +10,7 @@ function s(tag, attrs = {}, text) {
 }
 
 function tickText(v) {
+  if (v === null || v === undefined) return "∅";
   if (Math.abs(v) >= 1000) return `${(v / 1000).toFixed(1)}k`;
   return Number.isInteger(v) ? String(v) : v.toFixed(2);
 }
@@ -31,6 +32,8 @@ export function histogram(buckets, { width = 320, height = 150, onBucket, title 
     svg.append(s("line", { x1: m.l, x2: width - m.r, y1: y, y2: y, class: "grid-line" }));
     svg.append(s("text", { x: m.l - 4, y: y + 3, class: "axis", "text-anchor": "end" }, tickText(Math.round(frac * max))));
   }
+  const ranged = buckets.filter((b) => b.lo !== null);
+  const last = buckets.indexOf(ranged[ranged.length - 1]);
   buckets.forEach((b, i) => {
     const h = (b.count / max) * ih;
     const x = m.l + i * bw;
@@ -45,18 +48,22 @@ export function histogram(buckets, { width = 320, height = 150, onBucket, title 
     });
     g.append(s("rect", { x: x + 1, y: m.t, width: Math.max(bw - 2, 1), height: ih, class: "hit" }));
     g.append(s("rect", { x: x + 1, y: m.t + ih - h, width: Math.max(bw - 2, 1), height: Math.max(h, b.count ? 1 : 0), class: "fill" }));
-    g.append(s("title", {}, `[${tickText(b.lo)}, ${tickText(b.hi)}${i === buckets.length - 1 ? "]" : ")"}: ${b.count} rows`));
+    const range = b.lo === null ? "no value" : `[${tickText(b.lo)}, ${tickText(b.hi)}${i === last ? "]" : ")"}`;
+    g.append(s("title", {}, `${range}: ${b.count} rows`));
+    if (b.lo === null) {
+      g.classList.add("nullbar");
+      svg.append(s("text", { x: x + bw / 2, y: height - 6, class: "axis", "text-anchor": "middle" }, "∅"));
+    }
     if (onBucket && b.count) {
       g.addEventListener("click", () => onBucket(b));
       g.addEventListener("keydown", (e) => e.key === "Enter" && onBucket(b));
     }
     svg.append(g);
   });
-  if (buckets.length) {
-    const first = buckets[0].lo;
-    const last = buckets[buckets.length - 1].hi;
-    svg.append(s("text", { x: m.l, y: height - 6, class: "axis" }, tickText(first)));
-    svg.append(s("text", { x: width - m.r, y: height - 6, class: "axis", "text-anchor": "end" }, tickText(last)));
+  if (ranged.length) {
+    const xEnd = m.l + (last + 1) * bw;
+    svg.append(s("text", { x: m.l, y: height - 6, class: "axis" }, tickText(ranged[0].lo)));
+    svg.append(s("text", { x: xEnd, y: height - 6, class: "axis", "text-anchor": "end" }, tickText(ranged[ranged.length - 1].hi)));
   }
   return svg;
 }

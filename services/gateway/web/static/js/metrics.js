@@ -6,7 +6,13 @@ import { el, fmt } from "./boxes.js";
 import { PALETTE, histogram, lineChart } from "./charts.js";
 import { conditionsOf, navigate, openGallery, state } from "./state.js";
 
-const SPLITS = [["all", "all splits"], ["train", "train"], ["validation", "validation"], ["test", "test"]];
+const SPLITS = [
+  ["all", "all splits"],
+  ["each", "each split (table)"],
+  ["train", "train"],
+  ["validation", "validation"],
+  ["test", "test"],
+];
 const HIST_METRICS = ["precision", "recall", "f1", "mean_iou", "confidence", "fp", "fn"];
 const TABLE_COLS = [
   ["num_gt", "GT", 0],
@@ -22,7 +28,9 @@ const TABLE_COLS = [
 ];
 
 const className = (r) => r.class_name ?? r.name ?? r.class ?? "";
-const apiSplit = (split) => (split === "all" ? undefined : split);
+// Histograms and the confusion matrix take no split for "all"; the table and curves take "all".
+const apiSplit = (split) => (split === "all" || split === "each" ? undefined : split);
+const tableSplit = (split) => (split === "each" ? undefined : split);
 
 /** Normalises the curves payload into {pr: [{name, xs, ys}], f1: [...]}. */
 function curveSeries(data, fallbackName) {
@@ -78,7 +86,7 @@ export function renderMetrics(root, runId, params) {
 
   // Per-class table.
   api
-    .classMetrics(runId, apiSplit(split))
+    .classMetrics(runId, tableSplit(split))
     .then((rows) => {
       clearLoading(tableBox);
       let sortKey = "ap50";
@@ -88,12 +96,13 @@ export function renderMetrics(root, runId, params) {
         const sorted = [...rows].sort((a, b) => {
           const x = a[sortKey] ?? -1;
           const y = b[sortKey] ?? -1;
-          return desc ? y - x : x - y;
+          return (desc ? y - x : x - y) || String(a.split).localeCompare(String(b.split));
         });
         const head = el(
           "tr",
           {},
           el("th", {}, "class"),
+          el("th", {}, "split"),
           ...TABLE_COLS.map(([k, t]) =>
             el("th", { class: `num sortable${k === sortKey ? " sorted" : ""}`, onclick: () => { desc = k === sortKey ? !desc : false; sortKey = k; draw(); } }, t + (k === sortKey ? (desc ? " ▼" : " ▲") : "")),
           ),
@@ -109,8 +118,9 @@ export function renderMetrics(root, runId, params) {
               {},
               real
                 ? el("a", { href: "#", onclick: (e) => { e.preventDefault(); openGallery(runId, { conditions: [{ field: "class_in_gt", op: "in", value: [name] }], sort: { field: "recall", order: "asc", class_name: name }, label: `class ${name}` }); } }, name)
-                : name || "all classes",
+                : el("strong", {}, "all classes"),
             ),
+            el("td", { class: "muted" }, r.split ?? split),
             ...TABLE_COLS.map(([k, , d]) => {
               const v = r[k];
               const cell = el("td", { class: "num" }, fmt(v, d));
@@ -142,7 +152,10 @@ export function renderMetrics(root, runId, params) {
           openGallery(runId, {
             conditions: conditionsOf(b.filter),
             sort: { field: metric, order: "asc", ...(cls ? { class_name: cls } : {}) },
-            label: `${metric}${cls ? ` [${cls}]` : ""} ∈ [${fmt(b.lo)}, ${fmt(b.hi)}] · ${b.count} rows`,
+            label:
+              b.lo === null
+                ? `${metric}${cls ? ` [${cls}]` : ""} has no value · ${b.count} rows`
+                : `${metric}${cls ? ` [${cls}]` : ""} ∈ [${fmt(b.lo)}, ${fmt(b.hi)}] · ${b.count} rows`,
           });
         cell.replaceChildren(histogram(buckets, { title: metric, onBucket }));
       })
@@ -177,7 +190,7 @@ export function renderMetrics(root, runId, params) {
                 const x = byKey.get(key(gt, pred));
                 const n = x ? x.count : 0;
                 const nRows = x ? x.rows ?? x.count : 0;
-                const td = el("td", { class: `cm${gt === pred ? " diag" : ""}`, title: `GT ${label(gt)} → Pred ${label(pred)}: ${n} boxes in ${nRows} rows`, "data-count": n }, n ? String(n) : "");
+                const td = el("td", { class: `cm${gt === pred ? " diag" : ""}`, title: `GT ${label(gt)} → Pred ${label(pred)}: ${n} boxes in ${nRows} rows`, "data-count": n, "data-rows": nRows }, n ? String(n) : "");
                 td.style.setProperty("--a", String(n ? 0.15 + 0.85 * Math.sqrt(n / max) : 0));
                 if (x && n && x.filter) {
                   td.classList.add("clickable");
@@ -197,7 +210,7 @@ export function renderMetrics(root, runId, params) {
 
   // PR curves: the chosen class, or every class overlaid.
   api
-    .curves(runId, { className: cls || undefined, split: apiSplit(split) })
+    .curves(runId, { className: cls || undefined, split: split === "each" ? "all" : split })
     .then((d) => {
       clearLoading(curveBox);
       const items = Array.isArray(d) ? d : d.curves || [d];

@@ -41,7 +41,7 @@ function pointInPolygon(x, y, poly) {
 export function renderProjector(root, runId, params) {
   const colorBy = params.get("color") || "mean_iou";
   const P = { n: 0, ids: null, xs: null, ys: null, vals: null, labels: null, colors: null };
-  const view = { cx: 0, cy: 0, scale: 1, mode: "pan", lasso: null, drag: null, hover: -1 };
+  const view = { cx: 0, cy: 0, scale: 1, zoom: 1, fitScale: 1, mode: "pan", lasso: null, drag: null, hover: -1 };
 
   const projSel = el("select", { name: "projection", "aria-label": "projection" });
   const colorSel = el(
@@ -51,7 +51,11 @@ export function renderProjector(root, runId, params) {
     el("option", { value: "class", selected: colorBy === "class" }, "class (most frequent GT)"),
     el("option", { value: "split", selected: colorBy === "split" }, "split"),
   );
-  colorSel.addEventListener("change", () => navigate(`runs/${runId}/projector`, { color: colorSel.value }));
+  colorSel.addEventListener("change", () => {
+    const p = { color: colorSel.value };
+    if (params.get("projection")) p.projection = params.get("projection");
+    navigate(`runs/${runId}/projector`, p);
+  });
   const modeBtn = el("button", { class: "btn", "data-testid": "lasso-mode", "aria-pressed": "false" }, "Lasso");
   const info = el("span", { class: "count", "data-testid": "projector-info" }, "…");
   const selInfo = el("span", { class: "count", "data-testid": "lasso-count" }, "");
@@ -124,6 +128,8 @@ export function renderProjector(root, runId, params) {
     view.cx = (x0 + x1) / 2;
     view.cy = (y0 + y1) / 2;
     view.scale = 0.9 * Math.min(W / Math.max(x1 - x0, 1e-9), H / Math.max(y1 - y0, 1e-9));
+    view.fitScale = view.scale;
+    view.zoom = 1;
   }
 
   function draw() {
@@ -132,12 +138,14 @@ export function renderProjector(root, runId, params) {
     const img = ctx.createImageData(w, h);
     const buf = new Uint32Array(img.data.buffer);
     buf.fill(0xff1a1512); // background #12151a (ABGR little-endian)
-    const size = view.scale * dpr > 40 ? 3 : 2;
+    // Points grow when few or zoomed in; 2 device px at 100k.
+    const base = P.n < 2000 ? 5 : P.n < 20000 ? 3 : 2;
+    const size = Math.round(Math.min(base * dpr * (view.zoom > 4 ? 1.5 : 1), 9));
     const sel = state.selection;
     const plot = (i, abgr, sz) => {
       const [sx, sy] = toScreen(P.xs[i], P.ys[i]);
-      const px = Math.floor(sx * dpr);
-      const py = Math.floor(sy * dpr);
+      const px = Math.floor(sx * dpr - sz / 2);
+      const py = Math.floor(sy * dpr - sz / 2);
       if (px < 0 || py < 0 || px >= w - sz || py >= h - sz) return;
       for (let dy = 0; dy < sz; dy++) {
         const o = (py + dy) * w + px;
@@ -151,7 +159,7 @@ export function renderProjector(root, runId, params) {
       if (hasSel) c = (c & 0x00ffffff) | 0x55000000; // fade the rest
       plot(i, c, size);
     }
-    if (hasSel) for (let i = 0; i < P.n; i++) if (sel.has(P.ids[i])) plot(i, 0xffffffff, size + 1);
+    if (hasSel) for (let i = 0; i < P.n; i++) if (sel.has(P.ids[i])) plot(i, 0xffffffff, size + (size > 3 ? 0 : 1));
     ctx.putImageData(img, 0, 0);
     drawOverlay();
   }
@@ -314,6 +322,7 @@ export function renderProjector(root, runId, params) {
       const [sx, sy] = pos(e);
       const [dx, dy] = toData(sx, sy);
       view.scale *= Math.exp(-e.deltaY * 0.0015);
+      view.zoom = view.scale / view.fitScale;
       // Keep the data point under the cursor fixed.
       view.cx = dx - (sx - W / 2) / view.scale;
       view.cy = dy - (H / 2 - sy) / view.scale;
@@ -336,6 +345,31 @@ export function renderProjector(root, runId, params) {
   ro.observe(stage);
 
   let cancelled = false;
+  // Gallery metric names -> keys of a gallery row's "metrics".
+  const METRIC_KEY = { confidence: "mean_conf", min_confidence: "min_conf", max_confidence: "max_conf" };
+
+  /** Per-row colour values from the gallery when the points carry none (capped: 50 pages of 200). */
+  async function valuesFromGallery() {
+    const byId = new Map();
+    let cursor = null;
+    for (let page = 0; page < 50 && !cancelled; page++) {
+      const res = await api.gallery(runId, { filter: { all: [] }, sort: { field: "data_row_id", order: "asc" }, limit: 200, cursor });
+      for (const r of res.rows || []) {
+        let v;
+        if (colorBy === "split") v = r.split;
+        else if (colorBy === "class") {
+          const counts = {};
+          for (const o of r.objects || []) if (o.kind === "gt") counts[o.class_name] = (counts[o.class_name] || 0) + 1;
+          v = Object.entries(counts).sort((a, b) => b[1] - a[1])[0]?.[0] ?? null;
+        } else v = (r.metrics || {})[METRIC_KEY[colorBy] || colorBy];
+        byId.set(Number(r.data_row_id), v);
+      }
+      cursor = res.next_cursor;
+      if (!cursor) break;
+    }
+    return byId;
+  }
+
   async function load(projection) {
     status.textContent = "Loading points…";
     const ids = [];
@@ -359,42 +393,84 @@ export function renderProjector(root, runId, params) {
       cursor = page.next_cursor || null;
       status.textContent = `Loading points… ${ids.length}`;
     } while (cursor);
+    const loadMs = Math.round(performance.now() - t0);
     Object.assign(P, {
       n: ids.length,
-      ids: Float64Array.from(ids),
+      ids,
       xs: Float64Array.from(xs),
       ys: Float64Array.from(ys),
       vals: Float64Array.from(vals),
       labels: labels.some((l) => l !== null) ? labels : null,
     });
-    // Selection lookups use numbers; Float64Array holds exact integers below 2^53.
-    P.ids = Array.from(P.ids);
     colorize();
     resize();
     fit();
     draw();
     status.textContent = "";
-    info.textContent = `${P.n.toLocaleString()} points · ${Math.round(performance.now() - t0)} ms`;
+    info.textContent = `${P.n.toLocaleString()} points · ${loadMs} ms`;
     info.dataset.points = String(P.n);
     stage.dataset.ready = "true";
+    const hasValues = P.labels !== null || vals.some((v) => !Number.isNaN(v));
+    if (!hasValues && P.n) {
+      const byId = await valuesFromGallery().catch(() => new Map());
+      if (cancelled || !byId.size) return;
+      const categorical = colorBy === "class" || colorBy === "split";
+      if (categorical) P.labels = P.ids.map((id) => byId.get(id) ?? null);
+      else for (let i = 0; i < P.n; i++) {
+        const v = byId.get(P.ids[i]);
+        P.vals[i] = typeof v === "number" ? v : NaN;
+      }
+      colorize();
+      draw();
+      stage.dataset.colored = "true";
+    }
   }
 
-  api
-    .projections(runId)
+  const READY = new Set(["ready", "succeeded", "done"]);
+  const pinned = params.get("projection");
+  (pinned ? api.projection(pinned).then((p) => [p]) : api.projections(runId))
     .then((list) => {
-      const ready = list.filter((p) => !p.status || p.status === "ready" || p.status === "succeeded" || p.status === "done");
+      const ready = list.filter((p) => !p.status || READY.has(p.status));
       if (!ready.length) {
+        const pending = list.find((p) => p.status === "queued" || p.status === "running");
         status.replaceChildren(
-          el("div", { class: "empty" }, "No projection for this run yet. ",
-            el("button", { class: "btn", onclick: () => api.createProjection({ modelRunId: runId }).then(() => (status.textContent = "Projection queued; reload in a minute.")).catch((e) => (status.textContent = e.message)) }, "Compute one (UMAP)")),
+          el(
+            "div",
+            { class: "empty" },
+            pending ? `Projection #${pending.id} is ${pending.status}; reload in a minute. ` : "No projection for this run yet. ",
+            pending
+              ? null
+              : el("button", {
+                  class: "btn",
+                  onclick: () =>
+                    api
+                      .createProjection({ modelRunId: runId })
+                      .then((p) => navigate(`runs/${runId}/projector`, { color: colorBy, projection: String(p.id) }))
+                      .catch((e) => (status.textContent = e.message)),
+                }, "Compute one (UMAP)"),
+          ),
         );
         return;
       }
-      for (const p of ready) projSel.append(el("option", { value: String(p.id) }, `${p.method || "map"} #${p.id}`));
-      projSel.addEventListener("change", () => load(ready.find((p) => String(p.id) === projSel.value)));
-      return load(ready[0]);
+      for (const p of ready) projSel.append(el("option", { value: String(p.id) }, `${p.method || "map"} #${p.id}${p.num_points ? ` · ${p.num_points}` : ""}`));
+      projSel.addEventListener("change", () => navigate(`runs/${runId}/projector`, { color: colorBy, projection: projSel.value }));
+      projSel.value = String(ready[ready.length - 1].id);
+      return load(ready[ready.length - 1]);
     })
-    .catch((e) => status.replaceChildren(el("div", { class: "error-banner" }, `Projector failed: ${e.message}`)));
+    .catch((e) => {
+      // A server without the projection list still serves maps by id (links carry ?projection=).
+      const byId = el("input", { type: "number", name: "projection-id", placeholder: "projection id", min: "1" });
+      status.replaceChildren(
+        el("div", { class: "error-banner" }, `Projector: ${e.message}`),
+        el(
+          "div",
+          { class: "empty" },
+          "Open a map by id: ",
+          byId,
+          el("button", { class: "btn", onclick: () => byId.value && navigate(`runs/${runId}/projector`, { color: colorBy, projection: byId.value }) }, "Open"),
+        ),
+      );
+    });
 
   return () => {
     cancelled = true;

@@ -30,15 +30,17 @@ export function tile(row, { onOpen, onSelectClick, showTpGt, statuses, extra } =
     el(
       "figcaption",
       {},
-      el("span", { class: "key", title: row.global_key || "" }, row.global_key || `#${id}`),
-      el(
-        "span",
-        { class: "nums" },
-        el("span", { class: "n-tp", title: "true positives" }, fmt(m.tp)),
-        el("span", { class: "n-fp", title: "false positives" }, fmt(m.fp)),
-        el("span", { class: "n-fn", title: "false negatives" }, fmt(m.fn)),
-        el("span", { class: "n-iou", title: "mean IoU of matches" }, `IoU ${fmt(m.mean_iou)}`),
-      ),
+      el("span", { class: "key", title: row.global_key || "" }, (row.global_key || `#${id}`).split("/").pop()),
+      m.tp === undefined || m.tp === null
+        ? el("span", { class: "nums muted" }, row.num_annotations === 0 ? "unlabeled" : "no metrics")
+        : el(
+            "span",
+            { class: "nums" },
+            el("span", { class: "n-tp", title: "true positives" }, fmt(m.tp)),
+            el("span", { class: "n-fp", title: "false positives" }, fmt(m.fp)),
+            el("span", { class: "n-fn", title: "false negatives" }, fmt(m.fn)),
+            el("span", { class: "n-iou", title: "mean IoU of matches" }, `IoU ${fmt(m.mean_iou)}`),
+          ),
     ),
   );
   node.addEventListener("click", (e) => {

@@ -1,0 +1,19 @@
+"""Dependencies of the metrics routes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from shared.db.session import session_scope
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    with session_scope(request.app.state.sessions) as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]

@@ -1,0 +1,291 @@
+"""Rules of the metrics service without I/O: per-class metrics of a run from its stored matches.
+
+Every number comes from ``object_matches`` (never raw boxes): AP/AR from the threshold masks, counts
+and F1 from the masks at the run's thresholds, the confusion matrix from the statuses and pairings,
+TIDE dAP from the stored error types (docs/metrics.md).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from shared.metrics.coco import COCO_IOU_THRESHOLDS, COCO_REC_THRESHOLDS, accumulate_class
+from shared.metrics.coco_params import AREA_NAMES, AREA_RANGES, COCO_MAX_DETS
+from shared.metrics.curves import NONE_CLASS, confusion_counts, f1_curve
+from shared.metrics.rows import MAX_DETS_TIDE, grid_index, prf
+from shared.metrics.tide import ERROR_NAMES, tide_delta_ap
+
+SPLIT_ALL = "all"
+SUMMARY_CLASS = 0
+ROW_CHUNK = 1000  # rows per metrics.compute_rows task
+
+
+def chunks(row_ids: list[int], size: int = ROW_CHUNK) -> list[list[int]]:
+    return [row_ids[i : i + size] for i in range(0, len(row_ids), size)]
+
+
+def _bits(mask: NDArray[np.int64], shift: int = 0) -> NDArray[np.bool_]:
+    """``(N,)`` packed masks -> ``(10, N)`` flags of bits ``shift .. shift + 9``."""
+    k = np.arange(len(COCO_IOU_THRESHOLDS), dtype=np.int64)[:, None] + shift
+    return ((mask[None, :] >> k) & 1).astype(bool)
+
+
+def _rank_in_group(
+    keys: list[NDArray[np.int64]], conf: NDArray[np.float64], ids: NDArray[np.int64]
+) -> NDArray[np.int64]:
+    """Rank of each prediction inside its group (keys), by descending confidence then id."""
+    n = len(conf)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    order = np.lexsort((ids, -conf, *reversed(keys)))
+    new = np.zeros(n, dtype=bool)
+    new[0] = True
+    for k in keys:
+        ks = k[order]
+        new[1:] |= ks[1:] != ks[:-1]
+    start = np.maximum.accumulate(np.where(new, np.arange(n), 0))
+    rank = np.empty(n, dtype=np.int64)
+    rank[order] = np.arange(n) - start
+    return rank
+
+
+def _none(v: float | None) -> float | None:
+    return None if v is None or v != v else float(v)
+
+
+def class_metrics(
+    m: Any, split_of: dict[int, str], iou_threshold: float, conf_threshold: float
+) -> tuple[list[dict[str, Any]], list[tuple[str, int, int, int]]]:
+    """class_metrics rows (every split and 'all'; class 0 = run summary) and confusion cells.
+
+    ``m`` is a ``StoredMatches`` (services.metrics.repository).
+    """
+    row_split_p = np.array([split_of.get(int(r), "unassigned") for r in m.p_row.tolist()], dtype=object)
+    row_split_g = np.array([split_of.get(int(r), "unassigned") for r in m.g_row.tolist()], dtype=object)
+    rank_rc = _rank_in_group([m.p_row, m.p_cls], m.p_conf, m.p_id)
+    rank_r = _rank_in_group([m.p_row], m.p_conf, m.p_id)
+    tp_all = _bits(m.p_tp_mask)
+    ign_all = _bits(m.p_ign_mask)
+    area_tp = [tp_all] + [_bits(m.p_area_masks, 20 * a) for a in range(3)]
+    area_ign = [ign_all] + [_bits(m.p_area_masks, 20 * a + 10) for a in range(3)]
+    k_run = grid_index(iou_threshold)
+    include = m.p_conf >= conf_threshold
+    if k_run is not None:
+        run_tp = include & tp_all[k_run]
+        run_fp = include & ~tp_all[k_run] & ~ign_all[k_run]
+    else:
+        run_tp = include & m.p_status_tp & ~m.p_ignored
+        run_fp = include & ~m.p_status_tp
+    k_curve = k_run if k_run is not None else 0
+    tide_incl = (rank_r < MAX_DETS_TIDE) & ~ign_all[0]
+    tide_tp = tide_incl & tp_all[0]
+
+    splits = [*sorted(set(split_of.values())), SPLIT_ALL]
+    out: list[dict[str, Any]] = []
+    cells: list[tuple[str, int, int, int]] = []
+    for split in splits:
+        ps = np.ones(len(m.p_row), bool) if split == SPLIT_ALL else row_split_p == split
+        gs = np.ones(len(m.g_row), bool) if split == SPLIT_ALL else row_split_g == split
+        classes = sorted(set(m.p_cls[ps].tolist()) | set(m.g_cls[gs].tolist()))
+        tide = tide_delta_ap(
+            m.p_cls[ps & tide_incl],
+            m.p_conf[ps & tide_incl],
+            tide_tp[ps & tide_incl],
+            m.p_tide[ps & tide_incl].astype(np.int8),
+            m.p_tide_fix[ps & tide_incl],
+            m.g_cls[gs & ~m.g_crowd],
+            m.g_tide_miss[gs & ~m.g_crowd],
+        )
+        per_class: list[dict[str, Any]] = []
+        for c in classes:
+            pc = ps & (m.p_cls == c)
+            gc = gs & (m.g_cls == c)
+            per_class.append(
+                _one_class(
+                    m, pc, gc, rank_rc, area_tp, area_ign, run_tp, run_fp, include, k_curve, iou_threshold
+                )
+            )
+            per_class[-1].update(split=split, class_id=int(c))
+            t = tide.per_class.get(int(c))
+            per_class[-1]["tide"] = None if t is None else {**t, "ap": tide.ap.get(int(c))}
+        out.extend(per_class)
+        out.append(
+            _summary(
+                m,
+                ps,
+                gs,
+                per_class,
+                run_tp,
+                run_fp,
+                include,
+                split,
+                tide.run,
+                tide.map,
+                tp_all[k_curve],
+                ~tp_all[k_curve] & ~ign_all[k_curve],
+            )
+        )
+        cells.extend((split, g, p, n) for (g, p), n in _confusion(m, ps, gs, include).items())
+    return out, cells
+
+
+def _one_class(
+    m: Any,
+    pc: NDArray[np.bool_],
+    gc: NDArray[np.bool_],
+    rank_rc: NDArray[np.int64],
+    area_tp: list[NDArray[np.bool_]],
+    area_ign: list[NDArray[np.bool_]],
+    run_tp: NDArray[np.bool_],
+    run_fp: NDArray[np.bool_],
+    include: NDArray[np.bool_],
+    k_curve: int,
+    iou_threshold: float,
+) -> dict[str, Any]:
+    idx = np.nonzero(pc)[0]
+    # pycocotools concatenates images in ascending id, each image's detections by score (stable).
+    idx = idx[np.lexsort((m.p_id[idx], -m.p_conf[idx], m.p_row[idx]))]
+    ap: dict[str, float | None] = {}
+    ar: dict[int, float | None] = {}
+    curve50: Any = None
+    for a, name in enumerate(AREA_NAMES):
+        lo, hi = AREA_RANGES[name]
+        num_gt = int(np.count_nonzero(gc & ~m.g_crowd & (m.g_area >= lo) & (m.g_area <= hi)))
+        tp = area_tp[a][:, idx]
+        matched = tp | area_ign[a][:, idx]
+        out_rng = (m.p_area[idx] < lo) | (m.p_area[idx] > hi)
+        ignored = area_ign[a][:, idx] | (~matched & out_rng[None, :])
+        fp = ~matched & ~ignored
+        for md in COCO_MAX_DETS if name == "all" else (max(COCO_MAX_DETS),):
+            keep = rank_rc[idx] < md
+            curve = accumulate_class(
+                m.p_conf[idx][keep], tp[:, keep], fp[:, keep], num_gt, COCO_REC_THRESHOLDS
+            )
+            if md == max(COCO_MAX_DETS):
+                ap[name] = None if curve.ap is None else float(np.mean(curve.ap))
+                if name == "all":
+                    ap["50"] = None if curve.ap is None else float(curve.ap[0])
+                    ap["75"] = None if curve.ap is None else float(curve.ap[5])
+                    curve50 = curve
+            if name == "all":
+                ar[md] = None if curve.recall is None else float(np.mean(curve.recall))
+    num_gt_all = int(np.count_nonzero(gc & ~m.g_crowd))
+    tp_n = int(np.count_nonzero(pc & run_tp))
+    fp_n = int(np.count_nonzero(pc & run_fp))
+    fn_n = num_gt_all - tp_n
+    p, r, f1 = prf(np.array([tp_n]), np.array([fp_n]), np.array([fn_n]))
+    f1c = f1_curve(
+        m.p_conf[idx],
+        area_tp[0][k_curve, idx],
+        ~area_tp[0][k_curve, idx] & ~area_ign[0][k_curve, idx],
+        num_gt_all,
+    )
+    pr = None
+    if curve50 is not None and curve50.precision is not None:
+        pr = {
+            "iou": 0.5,
+            "recall": [round(v, 2) for v in COCO_REC_THRESHOLDS.tolist()],
+            "precision": [round(v, 6) for v in curve50.precision[0].tolist()],
+            "iou_run": float(COCO_IOU_THRESHOLDS[k_curve]),
+            "precision_run": [round(v, 6) for v in curve50.precision[k_curve].tolist()],
+        }
+    return {
+        "num_gt": num_gt_all,
+        "num_pred": int(np.count_nonzero(pc & include)),
+        "tp": tp_n,
+        "fp": fp_n,
+        "fn": fn_n,
+        "precision": _none(p[0]),
+        "recall": _none(r[0]),
+        "f1": _none(f1[0]),
+        "ap": ap["all"],
+        "ap50": ap["50"],
+        "ap75": ap["75"],
+        "ap_small": ap["small"],
+        "ap_medium": ap["medium"],
+        "ap_large": ap["large"],
+        "ar1": ar[1],
+        "ar10": ar[10],
+        "ar100": ar[100],
+        "best_conf_threshold": f1c.best_threshold,
+        "best_f1": f1c.best_f1,
+        "pr_curve": pr,
+        "f1_curve": {**f1c.as_json(), "iou": float(COCO_IOU_THRESHOLDS[k_curve])},
+    }
+
+
+def _mean(values: list[float | None]) -> float | None:
+    v = [x for x in values if x is not None]
+    return float(np.mean(v)) if v else None
+
+
+def _summary(
+    m: Any,
+    ps: NDArray[np.bool_],
+    gs: NDArray[np.bool_],
+    per_class: list[dict[str, Any]],
+    run_tp: NDArray[np.bool_],
+    run_fp: NDArray[np.bool_],
+    include: NDArray[np.bool_],
+    split: str,
+    tide_run: dict[str, float],
+    tide_map: float | None,
+    curve_tp: NDArray[np.bool_],
+    curve_fp: NDArray[np.bool_],
+) -> dict[str, Any]:
+    """class_id 0: COCO means over classes with GT; counts summed; curves over all predictions."""
+    num_gt = int(np.count_nonzero(gs & ~m.g_crowd))
+    tp_n = int(np.count_nonzero(ps & run_tp))
+    fp_n = int(np.count_nonzero(ps & run_fp))
+    p, r, f1 = prf(np.array([tp_n]), np.array([fp_n]), np.array([num_gt - tp_n]))
+    # The pooled F1 curve uses every prediction's flags at the run's IoU (not only those kept).
+    curve = f1_curve(m.p_conf[ps], curve_tp[ps], curve_fp[ps], num_gt)
+    pcs = [c["pr_curve"] for c in per_class if c["pr_curve"] is not None]
+    pr = None
+    if pcs:
+        pr = {
+            "iou": 0.5,
+            "recall": pcs[0]["recall"],
+            "precision": np.mean([c["precision"] for c in pcs], axis=0).round(6).tolist(),
+        }
+    return {
+        "split": split,
+        "class_id": SUMMARY_CLASS,
+        "num_gt": num_gt,
+        "num_pred": int(np.count_nonzero(ps & include)),
+        "tp": tp_n,
+        "fp": fp_n,
+        "fn": num_gt - tp_n,
+        "precision": _none(p[0]),
+        "recall": _none(r[0]),
+        "f1": _none(f1[0]),
+        **{
+            k: _mean([c[k] for c in per_class])
+            for k in ("ap", "ap50", "ap75", "ap_small", "ap_medium", "ap_large", "ar1", "ar10", "ar100")
+        },
+        "best_conf_threshold": curve.best_threshold,
+        "best_f1": curve.best_f1,
+        "pr_curve": pr,
+        "f1_curve": curve.as_json(),
+        "tide": {**tide_run, "ap": tide_map},
+    }
+
+
+def _confusion(
+    m: Any, ps: NDArray[np.bool_], gs: NDArray[np.bool_], include: NDArray[np.bool_]
+) -> dict[tuple[int, int], int]:
+    """At the run's thresholds, from statuses: TP (c, c); paired FP (g, p); FP (None, p); FN (g, None)."""
+    tp = ps & include & m.p_status_tp & ~m.p_ignored
+    fp = ps & include & ~m.p_status_tp
+    fn = gs & ~m.g_status_tp & ~m.g_crowd & ~m.g_partnered
+    gt_side = np.concatenate(
+        [m.p_cls[tp], np.where(m.p_partner_cls[fp] >= 0, m.p_partner_cls[fp], NONE_CLASS), m.g_cls[fn]]
+    )
+    pred_side = np.concatenate([m.p_cls[tp], m.p_cls[fp], np.full(int(fn.sum()), NONE_CLASS)])
+    return confusion_counts(gt_side.astype(np.int64), pred_side.astype(np.int64))
+
+
+__all__ = ["ERROR_NAMES", "ROW_CHUNK", "SPLIT_ALL", "SUMMARY_CLASS", "chunks", "class_metrics"]

@@ -1,0 +1,91 @@
+"""Use cases of the metrics service. The caller (task wrapper) owns the transaction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sqlalchemy.orm import Session
+
+from services.metrics import domain, repository
+from shared.metrics.rows import evaluate_rows, grid_index
+
+
+@dataclass(frozen=True)
+class ComputeRowsResult:
+    model_run_id: int
+    rows: int
+    objects: int
+    skipped: bool = False
+
+
+def compute_rows(session: Session, model_run_id: int, data_row_ids: list[int]) -> ComputeRowsResult:
+    """Match and score these rows of the run; replace their object/row/row-class metrics.
+
+    Idempotent: the row set's previous results are deleted and the new ones written in the same
+    transaction (a redelivered task rewrites identical rows); a concurrent duplicate waits on an
+    advisory lock of the row set.
+    """
+    run = repository.lock_run_shared(session, model_run_id)
+    if run is None:
+        return ComputeRowsResult(model_run_id, 0, 0, skipped=True)
+    row_ids = sorted(set(data_row_ids))
+    repository.lock_row_set(session, model_run_id, row_ids)
+    split_of = repository.run_row_splits(session, model_run_id, row_ids)
+    member = [r for r in row_ids if r in split_of]
+    repository.delete_row_results(session, model_run_id, row_ids)
+    if not member:
+        return ComputeRowsResult(model_run_id, 0, 0)
+    batch = repository.load_batch(session, model_run_id, member)
+    ev = evaluate_rows(batch, run.iou_threshold, run.confidence_threshold)
+    keep = np.ones(len(ev.objects.object_id), dtype=bool)
+    repository.copy_objects(session, model_run_id, ev.objects, keep)
+    repository.copy_row_metrics(session, model_run_id, ev.rows, split_of)
+    repository.copy_row_class_metrics(session, model_run_id, ev.row_classes, split_of)
+    return ComputeRowsResult(model_run_id, len(member), int(keep.sum()))
+
+
+@dataclass(frozen=True)
+class AggregateResult:
+    model_run_id: int
+    classes: int
+    cells: int
+    rows_recomputed_by_sql: bool
+    rows_to_recompute: list[list[int]]
+
+
+def aggregate_run(
+    session: Session,
+    model_run_id: int,
+    *,
+    thresholds_changed: bool = False,
+    chunk_rows: int = domain.ROW_CHUNK,
+) -> AggregateResult:
+    """Per-class metrics and confusion cells of every split, from stored matches.
+
+    After a threshold change the per-row numbers are first rewritten by SQL from ``object_matches``
+    (IoU on the COCO grid); per-object statuses, TIDE types and the Labelbox family at the new
+    thresholds need matching again: their row chunks are returned for the caller to enqueue.
+    """
+    run = repository.get_run(session, model_run_id)
+    if run is None:
+        return AggregateResult(model_run_id, 0, 0, False, [])
+    repository.lock_aggregation(session, model_run_id)
+    by_sql = False
+    refresh: list[list[int]] = []
+    if thresholds_changed:
+        k = grid_index(run.iou_threshold)
+        if k is not None:
+            repository.update_row_metrics_at(session, model_run_id, k, run.confidence_threshold)
+            by_sql = True
+        refresh = domain.chunks(repository.run_row_ids(session, model_run_id), chunk_rows)
+    split_of = repository.run_row_splits(session, model_run_id, None)
+    matches = repository.load_matches(session, model_run_id)
+    rows, cells = domain.class_metrics(matches, split_of, run.iou_threshold, run.confidence_threshold)
+    repository.replace_class_metrics(session, model_run_id, rows, cells)
+    return AggregateResult(model_run_id, len(rows), len(cells), by_sql, refresh)
+
+
+def run_status(session: Session, model_run_id: int) -> dict[str, Any] | None:
+    return repository.run_status(session, model_run_id)
