@@ -101,8 +101,9 @@ def main() -> None:
 
     base = Settings(
         models=ModelSettings(detector_onnx=args.onnx),
-        inference=InferenceSettings(batch_size=args.batch, confidence=args.conf, nms_iou=args.iou,
-                                    imgsz=args.imgsz),
+        inference=InferenceSettings(
+            batch_size=args.batch, confidence=args.conf, nms_iou=args.iou, imgsz=args.imgsz
+        ),
     )
     if args.imgsz is None:
         from services.inference.runtime import resolve_spec
@@ -114,12 +115,30 @@ def main() -> None:
         print(f"{len(paths)} demo JPEGs, imgsz {args.imgsz}, batch {args.batch}, cpu count {os.cpu_count()}")
         if not args.no_anchor:
             if not TOOLS_PY.exists():
-                sys.exit("no .venv-tools (torch + ultralytics) for the anchor; see tools/train_detector.py"
-                         " or pass --no-anchor")
+                sys.exit(
+                    "no .venv-tools (torch + ultralytics) for the anchor; see tools/train_detector.py"
+                    " or pass --no-anchor"
+                )
             done = subprocess.run(
-                [str(TOOLS_PY), __file__, "--anchor-dir", tmp, "--onnx", str(args.onnx), "--imgsz",
-                 str(args.imgsz), "--batch", str(args.batch), "--conf", str(args.conf), "--iou", str(args.iou)],
-                capture_output=True, text=True, cwd=REPO,
+                [
+                    str(TOOLS_PY),
+                    __file__,
+                    "--anchor-dir",
+                    tmp,
+                    "--onnx",
+                    str(args.onnx),
+                    "--imgsz",
+                    str(args.imgsz),
+                    "--batch",
+                    str(args.batch),
+                    "--conf",
+                    str(args.conf),
+                    "--iou",
+                    str(args.iou),
+                ],
+                capture_output=True,
+                text=True,
+                cwd=REPO,
             )
             if done.returncode != 0:
                 sys.exit(f"ultralytics anchor failed: {done.stderr[-2000:]}")
@@ -130,8 +149,9 @@ def main() -> None:
             if args.triton == "local":
                 from blindspot.stack import triton as launcher
 
-                handle = launcher.start(base, Path(tmp) / "triton", http_port=18110, grpc_port=18111,
-                                        metrics_port=18112)
+                handle = launcher.start(
+                    base, Path(tmp) / "triton", http_port=18110, grpc_port=18111, metrics_port=18112
+                )
             try:
                 protocols = ["grpc", "http"] if args.protocol == "both" else [args.protocol]
                 for proto in protocols:
@@ -139,7 +159,9 @@ def main() -> None:
                         url = handle.grpc_url if proto == "grpc" else handle.http_url
                     else:
                         url = args.triton
-                    s = base.model_copy(update={"triton": TritonSettings(enabled=True, url=url, protocol=proto)})
+                    s = base.model_copy(
+                        update={"triton": TritonSettings(enabled=True, url=url, protocol=proto)}
+                    )
                     rows.append((f"service/triton-{proto}", run_service(proto, s, paths, args.batch)))
             finally:
                 if handle is not None:

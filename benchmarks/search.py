@@ -66,13 +66,20 @@ def numpy_scan(x: np.ndarray, mask: np.ndarray, qs: np.ndarray, k: int) -> tuple
     return truth, times
 
 
-def load(store: VectorStore, x: np.ndarray, ws: np.ndarray, ds: np.ndarray, labeled: np.ndarray, batch: int) -> float:
+def load(
+    store: VectorStore, x: np.ndarray, ws: np.ndarray, ds: np.ndarray, labeled: np.ndarray, batch: int
+) -> float:
     t0 = time.perf_counter()
     store.ensure_collection("bench", DIM, INDEXES)
     for i in range(0, len(x), batch):
         j = min(i + batch, len(x))
         payloads = [
-            {"workspace_id": int(ws[r]), "dataset_id": int(ds[r]), "labeled": int(labeled[r]), "data_row_id": r + 1}
+            {
+                "workspace_id": int(ws[r]),
+                "dataset_id": int(ds[r]),
+                "labeled": int(labeled[r]),
+                "data_row_id": r + 1,
+            }
             for r in range(i, j)
         ]
         store.upsert("bench", list(range(i + 1, j + 1)), x[i:j], payloads)
@@ -80,7 +87,9 @@ def load(store: VectorStore, x: np.ndarray, ws: np.ndarray, ds: np.ndarray, labe
     return time.perf_counter() - t0
 
 
-def run_store(store: VectorStore, flt: VectorFilter, qs: np.ndarray, k: int, truth: list[set[int]]) -> tuple[list[float], float]:
+def run_store(
+    store: VectorStore, flt: VectorFilter, qs: np.ndarray, k: int, truth: list[set[int]]
+) -> tuple[list[float], float]:
     store.search("bench", qs[0], workspace_id=1, filter=flt, limit=k)  # warm-up
     times, recalls = [], []
     for q, t in zip(qs, truth, strict=True):
@@ -136,7 +145,9 @@ def main() -> None:
         must.append(Cond("dataset_id", (3,)))
         mask &= ds == 3
     flt = VectorFilter(must=tuple(must))
-    print(f"{args.n} vectors x {DIM} dims, filter keeps {mask.mean():.1%}, top-{args.k}, {args.queries} queries")
+    print(
+        f"{args.n} vectors x {DIM} dims, filter keeps {mask.mean():.1%}, top-{args.k}, {args.queries} queries"
+    )
     truth, np_times = numpy_scan(x, mask, qs, args.k)
     anchor = pct(np_times, 50)
     rows: list[tuple[str, float, float, float, float, float]] = [
@@ -156,12 +167,16 @@ def main() -> None:
             n_q = args.local_queries if backend in ("local", "memory") else args.queries
             load_s = load(store, x, ws, ds, labeled, 1000)
             times, recall = run_store(store, flt, qs[:n_q], args.k, truth[:n_q])
-            rows.append((f"qdrant {label}", load_s, pct(times, 50), pct(times, 95), recall, pct(times, 50) / anchor))
+            rows.append(
+                (f"qdrant {label}", load_s, pct(times, 50), pct(times, 95), recall, pct(times, 50) / anchor)
+            )
             store.close()
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 
-    print(f"{'backend':<22}{'load s':>9}{'p50 ms':>10}{'p95 ms':>10}{'recall@' + str(args.k):>11}{'p50/numpy':>11}")
+    print(
+        f"{'backend':<22}{'load s':>9}{'p50 ms':>10}{'p95 ms':>10}{'recall@' + str(args.k):>11}{'p50/numpy':>11}"
+    )
     for name, load_s, p50, p95, rec, ratio in rows:
         print(f"{name:<22}{load_s:>9.1f}{p50:>10.2f}{p95:>10.2f}{rec:>11.3f}{ratio:>11.2f}")
     if args.embed_images:

@@ -153,7 +153,10 @@ def main() -> None:
         with torch.no_grad():
             probs = net(preprocess(args.check)).softmax(1)[0]
         top = probs.topk(5)
-        print("top-5 ImageNet ids:", [(int(i), round(float(v), 3)) for v, i in zip(top.values, top.indices, strict=True)])
+        print(
+            "top-5 ImageNet ids:",
+            [(int(i), round(float(v), 3)) for v, i in zip(top.values, top.indices, strict=True)],
+        )
         return
     args.out.parent.mkdir(parents=True, exist_ok=True)
     model = Embedder(net).eval()

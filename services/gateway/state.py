@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from shared.adapters.storage import ObjectStore
+from services.gateway.presign import Presigner
 from shared.settings import Settings
 
 
@@ -17,7 +17,7 @@ class GatewayState:
     settings: Settings
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
-    store: ObjectStore
+    presigner: Presigner
     upstream: dict[str, httpx.AsyncClient]
     celery: Any
 
@@ -25,4 +25,4 @@ class GatewayState:
         """A short-lived GET URL (computed locally, no S3 round trip), or None without a key."""
         if not key:
             return None
-        return self.store.presign_get(key, self.settings.s3.presign_ttl_s)
+        return self.presigner.url(key)

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 from PIL import Image
@@ -32,13 +32,16 @@ from services.search.domain import (
     to_tensor,
 )
 from services.search.embedder import Embedder
-from shared.adapters.vectors import VectorStore
+from shared.adapters.vectors import PointId, VectorStore
 from shared.db.models import DataRow, ModelRun
 from shared.errors import DependencyUnavailable, InvalidInput
 from shared.logging import get_logger
 from shared.settings import Settings
 
 log = get_logger(__name__)
+
+
+MISSING_CODES = {"NoSuchKey", "NoSuchObject", "NoSuchBucket", "ResourceNotFound"}
 
 
 class Blobs(Protocol):
@@ -64,11 +67,11 @@ def _fetch_images(blobs: Blobs, rows: Sequence[DataRow], threads: int = 8) -> di
     def one(r: DataRow) -> tuple[int, Image.Image | None]:
         try:
             data = blobs.get(r.object_key)
-        except (ConnectionError, TimeoutError, OSError) as exc:
+        except Exception as exc:
+            if getattr(exc, "code", None) in MISSING_CODES:  # the object is gone: skip the row
+                log.warning("image missing", data_row_id=r.id, key=r.object_key)
+                return r.id, None
             raise DependencyUnavailable(f"S3 read of {r.object_key} failed: {exc}") from exc
-        except Exception as exc:  # S3Error NoSuchKey and the like: the object is gone
-            log.warning("image missing", data_row_id=r.id, key=r.object_key, error=str(exc)[:200])
-            return r.id, None
         try:
             return r.id, decode(data)
         except InvalidInput as exc:
@@ -79,6 +82,31 @@ def _fetch_images(blobs: Blobs, rows: Sequence[DataRow], threads: int = 8) -> di
         return {}
     with ThreadPoolExecutor(max_workers=min(threads, len(rows))) as pool:
         return dict(pool.map(one, rows))
+
+
+def _refresh(
+    store: VectorStore,
+    collection: str,
+    workspace_id: int,
+    payloads: dict[PointId, dict[str, Any]],
+) -> int:
+    """Rewrite the payload of points already stored (vectors kept): one retrieve and one upsert, and the
+    payload is replaced whole, so keys that no longer apply disappear."""
+    if not payloads:
+        return 0
+    recs = [
+        r
+        for r in store.retrieve(collection, list(payloads), workspace_id=workspace_id)
+        if r.vector is not None
+    ]
+    if recs:
+        store.upsert(
+            collection,
+            [r.id for r in recs],
+            np.stack([r.vector for r in recs if r.vector is not None]),
+            [payloads[r.id] for r in recs],
+        )
+    return len(recs)
 
 
 def _embed_all(embedder: Embedder, tensors: list[np.ndarray], batch: int) -> np.ndarray:
@@ -116,10 +144,8 @@ def embed_rows(
         store.upsert(images, [r.id for r in ok], vecs, [image_payload(facts[r.id]) for r in ok])
         repo.mark_embedded(session, [r.id for r in ok], datetime.now(UTC))
         result.embedded += len(ok)
-    for r in rows:
-        if r.id in present and r.embedded_at is not None:
-            store.set_payload(images, [r.id], image_payload(facts[r.id]))
-            result.refreshed += 1
+    stale = {r.id: image_payload(facts[r.id]) for r in rows if r.id in present and r.embedded_at is not None}
+    result.refreshed = _refresh(store, images, workspace_id, stale)  # type: ignore[arg-type]
     return result
 
 
@@ -147,11 +173,10 @@ def embed_objects(
     present = {str(r.id) for r in store.retrieve(objects, list(pid), workspace_id=ws, with_vectors=False)}
     todo: dict[int, list[ObjectFacts]] = defaultdict(list)
     for p, o in pid.items():
-        if p in present:
-            store.set_payload(objects, [p], object_payload(o, facts[o.data_row_id]))
-            result.refreshed += 1
-        else:
+        if p not in present:
             todo[o.data_row_id].append(o)
+    stale = {p: object_payload(o, facts[o.data_row_id]) for p, o in pid.items() if p in present}
+    result.refreshed = _refresh(store, objects, ws, stale)  # type: ignore[arg-type]
     imgs = _fetch_images(blobs, [rows[r] for r in todo])
     tensors: list[np.ndarray] = []
     done: list[ObjectFacts] = []
@@ -177,7 +202,5 @@ def embed_objects(
         [object_payload(o, facts[o.data_row_id]) for o in done],
     )
     result.embedded = len(done)
-    in_images = {int(r.id) for r in store.retrieve(images, list(rows), workspace_id=ws, with_vectors=False)}
-    for row_id in in_images:
-        store.set_payload(images, [row_id], image_payload(facts[row_id]))
+    _refresh(store, images, ws, {row_id: image_payload(f) for row_id, f in facts.items()})  # type: ignore[arg-type]
     return result

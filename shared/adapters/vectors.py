@@ -112,9 +112,20 @@ class VectorStore(Protocol):
     def close(self) -> None: ...
 
 
+def hnsw_ef(k: int) -> int:
+    """HNSW beam width for a top-``k`` query: 4k, at least 128 (Qdrant's default is 100 whatever k;
+    at k = 50 over filtered 1280-d embeddings that loses ~3% recall, see docs/search.md)."""
+    return max(128, 4 * k)
+
+
 def _with_workspace(f: VectorFilter | None, workspace_id: int) -> VectorFilter:
     f = f or VectorFilter()
     return VectorFilter(must=(Cond(WORKSPACE_KEY, (workspace_id,)), *f.must), must_not=f.must_not, ids=f.ids)
+
+
+def _pid(x: Any) -> PointId:
+    """Point ids as the caller gave them: ints stay ints, UUIDs come back as canonical strings."""
+    return x if isinstance(x, int) else str(x)
 
 
 def _as_matrix(vectors: np.ndarray) -> np.ndarray:
@@ -131,13 +142,33 @@ def _as_matrix(vectors: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------------------------------
 
 
+class _Serialized:
+    """Calls into a non-thread-safe client one at a time (qdrant-client's local mode is plain Python
+    dicts: the API's request threads and the in-process worker thread share it)."""
+
+    def __init__(self, client: Any) -> None:
+        self._wrapped = client
+        self._lock = threading.RLock()
+
+    def __getattr__(self, item: str) -> Any:
+        attr = getattr(self._wrapped, item)
+        if not callable(attr):
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with self._lock:
+                return attr(*args, **kwargs)
+
+        return call
+
+
 class QdrantStore:
     """A Qdrant server or qdrant-client's local mode behind the one interface."""
 
     def __init__(self, client: Any, *, backend: str) -> None:
         from qdrant_client import models
 
-        self._client = client
+        self._client = _Serialized(client) if backend == "local" else client
         self._m = models
         self.backend = backend
 
@@ -214,7 +245,9 @@ class QdrantStore:
     ) -> list[list[Hit]]:
         m = self._m
         flt = self._filter(_with_workspace(filter, workspace_id))
-        params = m.SearchParams(exact=True) if exact and self.backend != "local" else None
+        params = None
+        if self.backend != "local":
+            params = m.SearchParams(exact=True) if exact else m.SearchParams(hnsw_ef=hnsw_ef(limit + offset))
         requests = [
             m.QueryRequest(
                 query=row.tolist(),
@@ -231,7 +264,7 @@ class QdrantStore:
             return []
         responses = self._client.query_batch_points(name, requests=requests)
         return [
-            [Hit(id=p.id, score=float(p.score), payload=dict(p.payload or {})) for p in r.points]
+            [Hit(id=_pid(p.id), score=float(p.score), payload=dict(p.payload or {})) for p in r.points]
             for r in responses
         ]
 
@@ -247,7 +280,7 @@ class QdrantStore:
             if payload.get(WORKSPACE_KEY) != workspace_id:
                 continue
             vec = np.asarray(r.vector, dtype=np.float32) if with_vectors and r.vector is not None else None
-            out.append(Record(id=r.id, vector=vec, payload=payload))
+            out.append(Record(id=_pid(r.id), vector=vec, payload=payload))
         return out
 
     def count(self, name: str, *, workspace_id: int, filter: VectorFilter | None = None) -> int:
@@ -363,7 +396,7 @@ class EdgeStore:
     ) -> list[list[Hit]]:
         e = self._e
         flt = self._filter(_with_workspace(filter, workspace_id))
-        params = e.SearchParams(exact=True) if exact else None
+        params = e.SearchParams(exact=True) if exact else e.SearchParams(hnsw_ef=hnsw_ef(limit + offset))
         queries = [
             e.QueryRequest(
                 limit=limit,
@@ -383,7 +416,7 @@ class EdgeStore:
             shard.query_batch(e.QueryBatchRequest(queries)) if len(queries) > 1 else [shard.query(queries[0])]
         )
         return [
-            [Hit(id=p.id, score=float(p.score), payload=dict(p.payload or {})) for p in r] for r in results
+            [Hit(id=_pid(p.id), score=float(p.score), payload=dict(p.payload or {})) for p in r] for r in results
         ]
 
     def retrieve(
@@ -401,7 +434,7 @@ class EdgeStore:
             if isinstance(vec, dict):
                 vec = vec.get("")
             arr = np.asarray(vec, dtype=np.float32) if with_vectors and vec is not None else None
-            out.append(Record(id=r.id, vector=arr, payload=payload))
+            out.append(Record(id=_pid(r.id), vector=arr, payload=payload))
         return out
 
     def count(self, name: str, *, workspace_id: int, filter: VectorFilter | None = None) -> int:

@@ -1,4 +1,4 @@
-"""COCO box evaluation with exact pycocotools semantics (definitions: docs/metrics.md, "COCO").
+"""COCO box evaluation with exact pycocotools semantics (definitions: docs/metrics.md, "COCO (AP / AR)").
 
 Public API (stable; the per-row metrics, TIDE and the metrics workers build on it):
 
@@ -12,9 +12,11 @@ Public API (stable; the per-row metrics, TIDE and the metrics workers build on i
   ``COCOeval.accumulate`` for one (category, area range, max-dets). Sorting by score is stable, so
   on score ties the input order decides, as in pycocotools: pass detections concatenated in
   ascending image id order, each image's in its ``det_order``, to reproduce pycocotools exactly.
-- ``evaluate_coco(gt: dict, dets: list[dict]) -> CocoResult``: the whole dataset (``COCOeval``
-  ``evaluate() + accumulate() + summarize()``), plus per-class numbers and per-object matches
-  (``CocoResult.matches``) from which per-image TP/FP/FN follow (``CocoResult.image_counts``).
+- ``evaluate_coco(gt: dict, dets: list[dict] | ResultColumns, max_dets=(1, 10, 100)) -> CocoResult``:
+  the whole dataset (``COCOeval`` ``evaluate() + accumulate() + summarize()``): ``stats`` (12 numbers
+  keyed by ``STAT_KEYS``), ``per_class``, the ``precision``/``recall``/``scores`` arrays, per-object
+  matches (``CocoResult.matches``) and per-image TP/FP/FN (``CocoResult.image_counts``).
+- ``parse_results(bytes) -> ResultColumns | None``: a result JSON file straight to columns (fast path).
 
 Library results use ``None`` (scalars) or NaN (arrays) where pycocotools writes -1 (undefined:
 no non-ignored ground truth).

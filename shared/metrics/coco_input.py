@@ -17,6 +17,7 @@ Which objects are evaluated (pycocotools ``COCOeval._prepare`` + ``COCO.loadRes`
 from __future__ import annotations
 
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -24,6 +25,7 @@ from numpy.typing import NDArray
 
 from shared.errors import InvalidInput
 from shared.metrics.coco_json import ResultColumns
+from shared.metrics.coco_kernels import merge_groups, sort_runs_by_score
 
 __all__ = ["CocoFormatError", "FlatCoco", "flatten_coco"]
 
@@ -100,7 +102,7 @@ def _boxes(rows: list[Any], what: str) -> F64:
 
 def _column(items: list[dict[str, Any]], key: str, what: str, dtype: type) -> NDArray[Any]:
     try:
-        return np.fromiter((it[key] for it in items), dtype=dtype, count=len(items))
+        return np.array(list(map(itemgetter(key), items)), dtype=dtype).reshape(len(items))
     except KeyError as exc:
         raise CocoFormatError(f"every {what} needs '{key}'") from exc
     except (TypeError, ValueError) as exc:
@@ -111,6 +113,15 @@ def _index_of(sorted_ids: I64, values: I64) -> tuple[I64, NDArray[np.bool_]]:
     """Position of each value in ``sorted_ids`` and whether it is there."""
     if len(sorted_ids) == 0:
         return np.zeros(len(values), dtype=np.int64), np.zeros(len(values), dtype=bool)
+    lo, hi = int(sorted_ids[0]), int(sorted_ids[-1])
+    if hi - lo <= 4 * len(sorted_ids) + 1024:  # dense ids: a lookup table
+        table = np.full(hi - lo + 1, -1, dtype=np.int64)
+        table[sorted_ids - lo] = np.arange(len(sorted_ids))
+        inside = (values >= lo) & (values <= hi)
+        pos = np.full(len(values), -1, dtype=np.int64)
+        pos[inside] = table[values[inside] - lo]
+        ok = pos >= 0
+        return np.where(ok, pos, 0), ok
     pos = np.searchsorted(sorted_ids, values)
     pos_c = np.minimum(pos, len(sorted_ids) - 1)
     return pos_c.astype(np.int64), sorted_ids[pos_c] == values
@@ -140,8 +151,11 @@ def flatten_coco(gt: dict[str, Any], dets: list[dict[str, Any]] | ResultColumns)
         a_box = _boxes([a["bbox"] for a in anns], "annotation")
     except KeyError as exc:
         raise CocoFormatError("every annotation needs 'bbox'") from exc
-    a_crowd = np.fromiter((bool(a.get("iscrowd", 0)) for a in anns), dtype=bool, count=len(anns))
-    a_area = np.fromiter((a.get("area", np.nan) for a in anns), dtype=np.float64, count=len(anns))
+    try:
+        a_crowd = np.array([a.get("iscrowd") or 0 for a in anns], dtype=np.int64).astype(bool)
+        a_area = np.array([a.get("area", np.nan) for a in anns], dtype=np.float64).reshape(len(anns))
+    except (TypeError, ValueError) as exc:
+        raise CocoFormatError("annotation 'iscrowd' and 'area' must be numbers") from exc
     missing = np.isnan(a_area)
     a_area[missing] = a_box[missing, 2] * a_box[missing, 3]
     gi, gi_ok = _index_of(image_ids, a_img)
@@ -161,6 +175,8 @@ def flatten_coco(gt: dict[str, Any], dets: list[dict[str, Any]] | ResultColumns)
             d_box = _boxes([d["bbox"] for d in dets], "detection")
         except KeyError as exc:
             raise CocoFormatError("every detection needs 'bbox'") from exc
+    if np.isnan(d_score).any() or np.isnan(d_box).any():
+        raise CocoFormatError("every detection 'score' and 'bbox' value must be a number")
     di, di_ok = _index_of(image_ids, d_img)
     if not di_ok.all():
         bad = sorted({int(x) for x in d_img[~di_ok][:5]})
@@ -169,28 +185,22 @@ def flatten_coco(gt: dict[str, Any], dets: list[dict[str, Any]] | ResultColumns)
         )
     dc, dc_ok = _index_of(category_ids, d_cat)
     dkeep = np.flatnonzero(dc_ok)
-    by_score = dkeep[np.argsort(-d_score[dkeep], kind="stable")]
-    dkey_s = dc[by_score] * n_img + di[by_score]
-    dorder = by_score[np.argsort(dkey_s, kind="stable")]
-    dkey = dc[dorder] * n_img + di[dorder]
+    dkey_all = dc * n_img + di
+    dorder = dkeep[np.argsort(dkey_all[dkeep], kind="stable")]
+    sort_runs_by_score(dorder, dkey_all, -d_score)
+    dkey = dkey_all[dorder]
     gkey_sorted = gc[gorder] * n_img + gi[gorder]
-
-    keys = np.union1d(dkey, gkey_sorted).astype(np.int64)
-    det_start = np.searchsorted(dkey, keys, side="left").astype(np.int64)
-    det_end = np.searchsorted(dkey, keys, side="right").astype(np.int64)
-    gt_start = np.searchsorted(gkey_sorted, keys, side="left").astype(np.int64)
-    gt_end = np.searchsorted(gkey_sorted, keys, side="right").astype(np.int64)
-    group_of_det = np.repeat(np.arange(len(keys)), det_end - det_start)
-    det_rank = np.arange(len(dorder), dtype=np.int64) - det_start[group_of_det]
+    keys, det_start, det_end, gt_start, gt_end, det_rank = merge_groups(dkey, gkey_sorted)
     cats = np.arange(len(category_ids), dtype=np.int64)
     cat_det_start = np.searchsorted(dkey, cats * n_img, side="left").astype(np.int64)
     cat_det_end = np.searchsorted(dkey, (cats + 1) * n_img, side="left").astype(np.int64)
+    det_box = np.ascontiguousarray(d_box[dorder])
 
     return FlatCoco(
         image_ids=image_ids,
         category_ids=category_ids,
-        det_box=np.ascontiguousarray(d_box[dorder]),
-        det_area=d_box[dorder, 2] * d_box[dorder, 3],
+        det_box=det_box,
+        det_area=det_box[:, 2] * det_box[:, 3],
         det_score=d_score[dorder],
         det_img=di[dorder],
         det_cat=dc[dorder],

@@ -6,6 +6,11 @@ descending score order (stable: ties keep the input order, like pycocotools' mer
 ground truth is in input order. Group ``g`` owns detections ``det_start[g]:det_end[g]`` and ground
 truth ``gt_start[g]:gt_end[g]``. Indices stored in the outputs are positions in these sorted arrays.
 
+Kernels: ``match_groups`` (full per-area outputs; ``shared.metrics.rows`` relies on its contract),
+``match_groups_status`` (compact TP/FP/ignored codes for ``accumulate_all``), ``accumulate_all``,
+``pr_curve`` (one curve), ``to_input_order``, and the grouping helpers ``sort_runs_by_score`` and
+``merge_groups`` used by ``coco_input``.
+
 Exactness: every float operation mirrors pycocotools (``maskApi.c`` ``bbIou``, ``evaluateImg``,
 ``accumulate``) in the same order, so results are bit-identical, not merely close.
 """
@@ -133,14 +138,14 @@ def match_block(
                 gt_match[t, m] = d
 
 
-# Detection status codes in ``match_groups``' status array.
+# Detection status codes in ``match_groups_status``' status array.
 IGNORED = 0
 TP = 1
 FP = 2
 
 
 @numba.njit(cache=True, nogil=True)
-def match_groups(
+def match_groups_status(
     det_box: np.ndarray,
     det_area: np.ndarray,
     gt_box: np.ndarray,
@@ -155,7 +160,7 @@ def match_groups(
     area_hi: np.ndarray,
     max_det: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Match every group at every area range and IoU threshold.
+    """Match every group at every area range and IoU threshold (compact output for accumulation).
 
     Returns (N = detections, M = ground truth, A = area ranges, T = thresholds):
     status ``(N, A, T)`` int8: TP (1), FP (2) or IGNORED (0: matched to an ignored GT, unmatched with
@@ -254,6 +259,108 @@ def match_groups(
 
 
 @numba.njit(cache=True, nogil=True)
+def match_groups(
+    det_box: np.ndarray,
+    det_area: np.ndarray,
+    gt_box: np.ndarray,
+    gt_area: np.ndarray,
+    gt_crowd: np.ndarray,
+    det_start: np.ndarray,
+    det_end: np.ndarray,
+    gt_start: np.ndarray,
+    gt_end: np.ndarray,
+    iou_thr: np.ndarray,
+    area_lo: np.ndarray,
+    area_hi: np.ndarray,
+    max_det: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Match every group at every area range and IoU threshold (full output, every area range).
+
+    Returns (N = detections, M = ground truth, A = area ranges, T = thresholds):
+    dt_match ``(A, T, N)`` int64 sorted GT index or -1 (-1 also for detections past ``max_det``);
+    dt_ignore ``(A, T, N)`` bool; gt_match ``(A, T, M)`` int64 sorted det index or -1;
+    gt_ignore ``(A, M)`` bool; det_best_iou ``(N,)`` best IoU with any GT of the group (0 if none);
+    det_best_gt ``(N,)`` its index or -1; gt_best_iou ``(M,)`` best IoU with any kept detection.
+    """
+    n_det_all = det_box.shape[0]
+    n_gt_all = gt_box.shape[0]
+    n_area = area_lo.shape[0]
+    n_thr = iou_thr.shape[0]
+    dt_match = np.full((n_area, n_thr, n_det_all), -1, dtype=np.int64)
+    dt_ignore = np.zeros((n_area, n_thr, n_det_all), dtype=np.bool_)
+    gt_match = np.full((n_area, n_thr, n_gt_all), -1, dtype=np.int64)
+    gt_ignore = np.zeros((n_area, n_gt_all), dtype=np.bool_)
+    det_best_iou = np.zeros(n_det_all)
+    det_best_gt = np.full(n_det_all, -1, dtype=np.int64)
+    gt_best_iou = np.zeros(n_gt_all)
+    max_nd = 0
+    max_ng = 0
+    for g in range(det_start.shape[0]):
+        max_nd = max(max_nd, min(det_end[g] - det_start[g], max_det))
+        max_ng = max(max_ng, gt_end[g] - gt_start[g])
+    ious_buf = np.zeros((max_nd, max_ng))
+    dm_buf = np.empty((n_thr, max_nd), dtype=np.int64)
+    di_buf = np.empty((n_thr, max_nd), dtype=np.bool_)
+    gm_buf = np.empty((n_thr, max_ng), dtype=np.int64)
+    gi_buf = np.empty(max_ng, dtype=np.bool_)
+    for g in range(det_start.shape[0]):
+        d0 = det_start[g]
+        d1 = min(det_end[g], d0 + max_det)
+        g0 = gt_start[g]
+        g1 = gt_end[g]
+        nd = d1 - d0
+        ng = g1 - g0
+        if ng == 0:
+            # No GT: nothing matches; unmatched detections outside the range are ignored.
+            for a in range(n_area):
+                for i in range(d0, d1):
+                    out = det_area[i] < area_lo[a] or det_area[i] > area_hi[a]
+                    for t in range(n_thr):
+                        dt_ignore[a, t, i] = out
+            continue
+        ious = ious_buf[:nd, :ng]
+        for i in range(nd):
+            for j in range(ng):
+                v = _iou_one(det_box, d0 + i, gt_box, g0 + j, gt_crowd[g0 + j])
+                ious[i, j] = v
+                if v > det_best_iou[d0 + i]:
+                    det_best_iou[d0 + i] = v
+                    det_best_gt[d0 + i] = g0 + j
+                if v > gt_best_iou[g0 + j]:
+                    gt_best_iou[g0 + j] = v
+        dm = dm_buf[:, :nd]
+        di = di_buf[:, :nd]
+        gm = gm_buf[:, :ng]
+        gi = gi_buf[:ng]
+        for a in range(n_area):
+            match_block(
+                ious,
+                nd,
+                gt_crowd[g0:g1],
+                gt_area[g0:g1],
+                det_area[d0:d1],
+                iou_thr,
+                area_lo[a],
+                area_hi[a],
+                dm,
+                di,
+                gm,
+                gi,
+            )
+            for j in range(ng):
+                gt_ignore[a, g0 + j] = gi[j]
+            for t in range(n_thr):
+                for i in range(nd):
+                    dt_ignore[a, t, d0 + i] = di[t, i]
+                    if dm[t, i] >= 0:
+                        dt_match[a, t, d0 + i] = g0 + dm[t, i]
+                for j in range(ng):
+                    if gm[t, j] >= 0:
+                        gt_match[a, t, g0 + j] = d0 + gm[t, j]
+    return dt_match, dt_ignore, gt_match, gt_ignore, det_best_iou, det_best_gt, gt_best_iou
+
+
+@numba.njit(cache=True, nogil=True)
 def _curve_into(
     tp: np.ndarray,
     fp: np.ndarray,
@@ -326,7 +433,7 @@ def accumulate_all(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """COCOeval.accumulate over every category, area range and max-detections setting.
 
-    status ``(N, A, T)`` from ``match_groups``; det_rank ``(N,)`` is a detection's rank inside its
+    status ``(N, A, T)`` from ``match_groups_status``; det_rank ``(N,)`` is a detection's rank inside its
     (image, category) group; categories own contiguous ranges ``cat_det_start[k]:cat_det_end[k]``;
     num_gt ``(K, A)`` counts non-ignored GT.
     Returns precision ``(T, R, K, A, M)``, recall ``(T, K, A, M)``, scores ``(T, R, K, A, M)``,
@@ -479,3 +586,64 @@ def to_input_order(
             if gt_match[t, j] >= 0:
                 g_match[t, o] = det_input[gt_match[t, j]]
     return d_eval, d_match, d_ign, d_best, d_best_gt, d_iou, g_eval, g_match, g_ign, g_best
+
+
+@numba.njit(cache=True, nogil=True)
+def sort_runs_by_score(order: np.ndarray, key: np.ndarray, neg_score: np.ndarray) -> None:
+    """``order`` is stably sorted by ``key``; sort each run of equal keys by ``neg_score``, stably."""
+    n = order.shape[0]
+    i = 0
+    while i < n:
+        k = key[order[i]]
+        j = i + 1
+        while j < n and key[order[j]] == k:
+            j += 1
+        if j - i > 32:
+            sub = order[i:j].copy()
+            vals = neg_score[sub]
+            order[i:j] = sub[np.argsort(vals, kind="mergesort")]
+        elif j - i > 1:
+            for p in range(i + 1, j):  # insertion sort: stable (moves past strictly greater only)
+                cur = order[p]
+                v = neg_score[cur]
+                q = p - 1
+                while q >= i and neg_score[order[q]] > v:
+                    order[q + 1] = order[q]
+                    q -= 1
+                order[q + 1] = cur
+        i = j
+
+
+@numba.njit(cache=True, nogil=True)
+def merge_groups(
+    dkey: np.ndarray, gkey: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Groups from sorted detection keys ``(N,)`` and GT keys ``(M,)``: every key of either side.
+
+    Returns keys ``(P,)``, det_start/det_end ``(P,)``, gt_start/gt_end ``(P,)``, det_rank ``(N,)``.
+    """
+    n = dkey.shape[0]
+    m = gkey.shape[0]
+    keys = np.empty(n + m, dtype=np.int64)
+    ds = np.empty(n + m, dtype=np.int64)
+    de = np.empty(n + m, dtype=np.int64)
+    gs = np.empty(n + m, dtype=np.int64)
+    ge = np.empty(n + m, dtype=np.int64)
+    rank = np.empty(n, dtype=np.int64)
+    i = 0
+    j = 0
+    p = 0
+    while i < n or j < m:
+        k = dkey[i] if (j >= m or (i < n and dkey[i] <= gkey[j])) else gkey[j]
+        keys[p] = k
+        ds[p] = i
+        while i < n and dkey[i] == k:
+            rank[i] = i - ds[p]
+            i += 1
+        de[p] = i
+        gs[p] = j
+        while j < m and gkey[j] == k:
+            j += 1
+        ge[p] = j
+        p += 1
+    return keys[:p].copy(), ds[:p].copy(), de[:p].copy(), gs[:p].copy(), ge[:p].copy(), rank

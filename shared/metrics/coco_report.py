@@ -47,43 +47,55 @@ def coco_report(result: CocoResult, *, per_image: bool = False) -> dict[str, Any
 def _per_image(result: CocoResult) -> dict[str, Any]:
     counts = result.image_counts(0)
     m = result.matches
-    images: dict[str, dict[str, Any]] = {
-        str(i): {"tp": 0, "fp": 0, "fn": 0, "ignored": 0, "per_class": {}, "matches": []}
-        for i in result.image_ids.tolist()
-    }
-    for img, cat, tp, fp, fn, ig in zip(
-        counts.image_id.tolist(),
-        counts.category_id.tolist(),
-        counts.tp.tolist(),
-        counts.fp.tolist(),
-        counts.fn.tolist(),
-        counts.ignored.tolist(),
-        strict=True,
-    ):
-        entry = images[str(img)]
-        entry["tp"] += tp
-        entry["fp"] += fp
-        entry["fn"] += fn
-        entry["ignored"] += ig
-        entry["per_class"][str(cat)] = {"tp": tp, "fp": fp, "fn": fn}
     flat = result.flat
+    n_img = len(result.image_ids)
+    img_idx = np.searchsorted(result.image_ids, counts.image_id)
+    by_img = np.lexsort((counts.category_id, img_idx))
+    bounds = np.searchsorted(img_idx[by_img], np.arange(n_img + 1)).tolist()
+    totals = [
+        np.bincount(img_idx, weights=w, minlength=n_img).astype(np.int64).tolist()
+        for w in (counts.tp, counts.fp, counts.fn, counts.ignored)
+    ]
+    cats = list(map(str, counts.category_id[by_img].tolist()))
+    entries = [
+        {"tp": a, "fp": b, "fn": c}
+        for a, b, c in zip(
+            counts.tp[by_img].tolist(), counts.fp[by_img].tolist(), counts.fn[by_img].tolist(), strict=True
+        )
+    ]
+    # True positives at IoU 0.5, grouped by image.
     det_idx = np.flatnonzero(m.det_tp[0])
-    if len(det_idx):
-        gt_idx = m.det_matched_gt[0, det_idx]
-        # Input-order det -> its image/category: invert the flat permutation.
-        det_img = np.empty(flat.n_det_input, dtype=np.int64)
-        det_cat = np.empty(flat.n_det_input, dtype=np.int64)
-        det_img[flat.det_input] = flat.image_ids[flat.det_img]
-        det_cat[flat.det_input] = flat.category_ids[flat.det_cat]
-        gt_id = np.empty(flat.n_gt_input, dtype=np.int64)
-        gt_id[flat.gt_input] = flat.gt_id
-        for d, img, cat, g, iou in zip(
+    det_img = np.empty(flat.n_det_input, dtype=np.int64)
+    det_cat = np.empty(flat.n_det_input, dtype=np.int64)
+    det_img[flat.det_input] = flat.det_img
+    det_cat[flat.det_input] = flat.category_ids[flat.det_cat]
+    gt_id = np.empty(flat.n_gt_input, dtype=np.int64)
+    gt_id[flat.gt_input] = flat.gt_id
+    match_img = det_img[det_idx]
+    by_match = np.argsort(match_img, kind="stable")
+    det_idx = det_idx[by_match]
+    mbounds = np.searchsorted(match_img[by_match], np.arange(n_img + 1)).tolist()
+    matches = [
+        {"det": d, "gt": g, "category_id": c, "iou": v}
+        for d, g, c, v in zip(
             det_idx.tolist(),
-            det_img[det_idx].tolist(),
+            gt_id[m.det_matched_gt[0, det_idx]].tolist(),
             det_cat[det_idx].tolist(),
-            gt_id[gt_idx].tolist(),
             m.det_match_iou[0, det_idx].tolist(),
             strict=True,
-        ):
-            images[str(img)]["matches"].append({"det": d, "gt": g, "category_id": cat, "iou": iou})
-    return images
+        )
+    ]
+    tp, fp, fn, ig = totals
+    return {
+        str(img): {
+            "tp": tp[i],
+            "fp": fp[i],
+            "fn": fn[i],
+            "ignored": ig[i],
+            "per_class": dict(
+                zip(cats[bounds[i] : bounds[i + 1]], entries[bounds[i] : bounds[i + 1]], strict=True)
+            ),
+            "matches": matches[mbounds[i] : mbounds[i + 1]],
+        }
+        for i, img in enumerate(result.image_ids.tolist())
+    }

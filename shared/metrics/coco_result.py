@@ -71,7 +71,8 @@ class CocoMatches:
     det_matched_gt ``(T, Nd)``: index into ``gt["annotations"]`` or -1.
     det_ignored ``(T, Nd)``: matched to a crowd GT, or not evaluated.
     det_best_iou ``(Nd,)`` / det_best_gt ``(Nd,)``: best IoU with a GT of the same image and category
-        (0 / -1 when none overlaps); det_match_iou ``(T, Nd)`` IoU with the matched GT, NaN if none.
+        (0 / -1 when none overlaps, and for detections not evaluated); det_match_iou ``(T, Nd)`` IoU
+        with the matched GT, NaN if none.
     gt_evaluated ``(Ng,)``: its image and category are known.
     gt_matched_det ``(T, Ng)``: index into ``dets`` or -1. gt_ignored ``(Ng,)``: crowd or not evaluated.
     gt_best_iou ``(Ng,)``: best IoU with an evaluated detection of the same image and category.
@@ -215,7 +216,7 @@ def evaluate_flat(flat: FlatCoco, *, max_dets: tuple[int, ...] = COCO_MAX_DETS) 
     top = int(max(max_dets))
     area_lo = np.array([AREA_RANGES[a][0] for a in AREA_NAMES])
     area_hi = np.array([AREA_RANGES[a][1] for a in AREA_NAMES])
-    raw = K.match_groups(
+    raw = K.match_groups_status(
         flat.det_box,
         flat.det_area,
         flat.gt_box,

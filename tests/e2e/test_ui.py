@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, select
 
-from shared.db.models import Batch, BatchRow, LabelingProject, ProjectionPoint
+from shared.db.models import Batch, BatchRow, LabelingProject, ProjectionPoint, Slice
 from tests.e2e.conftest import DemoStack
 from tests.e2e.seed import row_metric_values
 
@@ -87,6 +87,12 @@ def test_gallery_sorted_by_ascending_iou_then_class_filter(
     expected = sorted((v, i) for i, v in ious.items() if v is not None)
     shown = _tile_ids(page)
     assert shown[:10] == [i for _, i in expected[:10]]
+    # Infinite scroll over the keyset pages (60 rows each): every row once, IoU ascending, then no-IoU rows.
+    assert _load_all(page) == len(labeled)
+    shown = _tile_ids(page)
+    assert shown[: len(expected)] == [i for _, i in expected]
+    assert set(shown[len(expected) :]) == {i for i, v in ious.items() if v is None}
+    page.locator(".grid-scroll").evaluate("el => el.scrollTo(0, 0)")
     # Boxes are drawn in the three outcome colours, over the thumbnails.
     statuses = set(page.locator(".tile .obj").evaluate_all("gs => gs.map(g => g.dataset.status)"))
     assert {"TP", "FP", "FN"} <= statuses
@@ -207,6 +213,8 @@ def test_projector_lasso_into_gallery(
     )
     page.wait_for_selector(".proj-stage[data-ready=true]")
     assert page.locator("[data-testid=projector-info]").get_attribute("data-points") == str(len(data.rows))
+    page.wait_for_selector(".proj-stage[data-colored=true]")  # coloured by mean IoU (read from the gallery)
+    page.screenshot(path=str(screenshots_dir / "projector_map.png"))
     # Zoom in and out around the centre, then reset: the fit transform is what the lasso math assumes.
     canvas = page.locator(".proj-overlay")
     box = canvas.bounding_box()
@@ -264,6 +272,17 @@ def test_find_similar_unlabeled_rows_and_create_batch(
     scores = [float(b.split()[-1]) for b in badges]
     assert scores == sorted(scores, reverse=True)
     page.screenshot(path=str(screenshots_dir / "similar.png"))
+
+    # Save the search as a slice (anchors + the lowest score shown, unlabeled only).
+    page.get_by_role("button", name="Save as slice").click()
+    page.fill("input[name=slice-name]", "e2e like the worst rows")
+    page.click("[data-testid=slice-submit]")
+    page.locator(".modal .ok-banner").wait_for()
+    page.get_by_role("button", name="Cancel").click()
+    with engine.connect() as conn:
+        saved = conn.execute(select(Slice).where(Slice.name == "e2e like the worst rows")).one()
+    assert saved.filter == {"annotation": "none"}
+    assert saved.similarity is not None and len(saved.similarity["data_row_ids"]) == 3
 
     page.click("[data-testid=select-all-similar]")
     assert page.locator("[data-testid=selection-count]").inner_text() == str(found)

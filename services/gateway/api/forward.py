@@ -76,7 +76,9 @@ async def forward(request: Request, service: str, principal: Principal, state: A
 def _make(service: str, scope: str) -> Callable[..., Coroutine[Any, Any, StreamingResponse]]:
     checked = Depends(require(scope))
 
-    async def endpoint(request: Request, state: StateDep, principal: Principal = checked) -> StreamingResponse:
+    async def endpoint(
+        request: Request, state: StateDep, principal: Principal = checked
+    ) -> StreamingResponse:
         return await forward(request, service, principal, state)
 
     return endpoint

@@ -44,10 +44,11 @@ class Resolved:
 
 @dataclass
 class Compiled:
-    src: Subquery
+    src: FromClause
     from_: FromClause
     where: list[ColumnElement[bool]]
-    classes: dict[int, Subquery]
+    classes: dict[int, FromClause]
+    has_dr: bool = False  # data_rows is joined (metadata / dataset filters)
 
 
 def _class_id(scope: RunScope, name: str, field_name: str) -> int:
@@ -93,35 +94,36 @@ def compile_filter(
     resolved: Resolved,
     *,
     sort_class: str | None = None,
-    src: Subquery | None = None,
 ) -> Compiled:
     """FROM + WHERE for the rows of ``scope``'s run that match ``parsed``."""
-    src = src if src is not None else row_source(scope)
-    classes: dict[int, Subquery] = {}
+    src, base_where = row_source(scope)
+    classes: dict[int, FromClause] = {}
     names = {c.class_name for c in parsed.conditions() if isinstance(c, MetricCond) and c.class_name}
     if sort_class:
         names.add(sort_class)
     for n in sorted(n for n in names if n):
         cid = _class_id(scope, n, "class_name")
-        classes[cid] = class_source(scope, cid)
+        classes[cid], conds = class_source(scope, cid, alias=bool(classes))
+        base_where.extend(conds)
     from_: FromClause = src
     for sub in classes.values():
         from_ = from_.join(sub, sub.c.data_row_id == src.c.data_row_id)
     every = parsed.conditions() + [x for f in resolved.slice_filters.values() for x in f.conditions()]
-    if any(isinstance(c, AttrCond) and c.field in {"metadata", "dataset_id"} for c in every):
+    has_dr = any(isinstance(c, AttrCond) and c.field in {"metadata", "dataset_id"} for c in every)
+    if has_dr:
         from_ = from_.join(DR, DR.c.id == src.c.data_row_id)
     ctx = _Ctx(scope, src, classes, resolved, depth=0)
-    where = [ctx.cond(c) for c in parsed.all]
+    where = [*base_where, *(ctx.cond(c) for c in parsed.all)]
     if parsed.any:
         where.append(or_(*(ctx.cond(c) for c in parsed.any)))
-    return Compiled(src=src, from_=from_, where=where, classes=classes)
+    return Compiled(src=src, from_=from_, where=where, classes=classes, has_dr=has_dr)
 
 
 @dataclass
 class _Ctx:
     scope: RunScope
-    src: Subquery
-    classes: dict[int, Subquery]
+    src: FromClause
+    classes: dict[int, FromClause]
     resolved: Resolved
     depth: int
 

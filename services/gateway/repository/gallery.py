@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Float, and_, case, cast, func, literal, null, select, tuple_
+from sqlalchemy import Float, and_, case, cast, false, func, literal, null, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.gateway.repository.filters import DR, PRED, Compiled
@@ -26,23 +26,34 @@ class PageKey:
     id: int | None = None
 
 
-async def page_ids(
+async def page_rows(
     session: AsyncSession,
     compiled: Compiled,
     sort_expr: Any | None,
     descending: bool,
     after: PageKey | None,
     limit: int,
-) -> list[tuple[int, float | None, int]]:
-    """Up to ``limit`` (data_row_id, sort value, phase) rows in order, starting after ``after``."""
-    row = compiled.src.c.data_row_id
-    base = select(row.label("id")).select_from(compiled.from_).where(*compiled.where)
+    workspace_id: int,
+) -> list[dict[str, Any]]:
+    """Up to ``limit`` rows in order after ``after``: the row's data_rows and metric columns, its sort
+    value ``v`` and keyset ``phase``, in one query (the data_rows join runs for the page's rows only)."""
+    src = compiled.src
+    row = src.c.data_row_id
+    from_ = compiled.from_ if compiled.has_dr else compiled.from_.join(DR, DR.c.id == row)
+    detail = [
+        DR.c.global_key, DR.c.dataset_id, DR.c.width, DR.c.height, DR.c.object_key, DR.c.thumbnail_key,
+        DR.c.metadata, *src.c,
+    ]  # fmt: skip
+    base = select(*detail).select_from(from_).where(*compiled.where, DR.c.workspace_id == workspace_id)
+
+    async def run(q: Any) -> list[dict[str, Any]]:
+        return [dict(r) for r in (await session.execute(q)).mappings()]
+
     if sort_expr is None:
         q = base.add_columns(cast(null(), Float).label("v"), literal(0).label("phase"))
         if after is not None and after.id is not None:
             q = q.where(row < after.id if descending else row > after.id)
-        q = q.order_by(row.desc() if descending else row.asc()).limit(limit)
-        return [(r.id, None, 0) for r in (await session.execute(q)).all()]
+        return await run(q.order_by(row.desc() if descending else row.asc()).limit(limit))
 
     def phase0() -> Any:
         q = base.add_columns(sort_expr.label("v"), literal(0).label("phase")).where(sort_expr.is_not(None))
@@ -61,13 +72,11 @@ async def page_ids(
         return q.order_by(row.desc() if descending else row.asc()).limit(limit)
 
     if after is not None and after.phase == 1:
-        rows = (await session.execute(phase1())).all()
-        return [(r.id, None, 1) for r in rows]
-    first = [(r.id, r.v, 0) for r in (await session.execute(phase0())).all()]
+        return await run(phase1())
+    first = await run(phase0())
     if len(first) >= limit:
         return first
-    second = (await session.execute(phase1().limit(limit - len(first)))).all()
-    return first + [(r.id, None, 1) for r in second]
+    return first + await run(phase1().limit(limit - len(first)))
 
 
 async def count_rows(session: AsyncSession, compiled: Compiled) -> int:
@@ -81,8 +90,8 @@ async def row_details(
     """data_rows joined with the row metrics of ``scope`` for ``ids``."""
     if not ids:
         return {}
-    src = row_source(scope, row_ids=ids)
-    metric_cols = [c for c in src.c if c.name not in {"data_row_id"}]
+    src, conds = row_source(scope, row_ids=ids)
+    metric_cols = [c for c in src.c if c.name not in {"data_row_id", "model_run_id"}]
     q = (
         select(
             DR.c.id,
@@ -96,7 +105,7 @@ async def row_details(
             *metric_cols,
         )
         .select_from(DR.join(src, src.c.data_row_id == DR.c.id))
-        .where(DR.c.id.in_(list(ids)), DR.c.workspace_id == scope.workspace_id)
+        .where(*conds, DR.c.id.in_(list(ids)), DR.c.workspace_id == scope.workspace_id)
     )
     out: dict[int, dict[str, Any]] = {}
     for r in (await session.execute(q)).mappings():
@@ -140,8 +149,21 @@ async def row_objects(
             ),
             else_="FN",
         )
+    gt_from: Any = ANN.join(CLS, CLS.c.id == ANN.c.class_id).outerjoin(
+        om, and_(om.c.model_run_id == scope.run_id, om.c.kind == "gt", om.c.object_id == ANN.c.id)
+    )
+    if scope.custom:
+        gt_from = gt_from.outerjoin(
+            mp,
+            and_(
+                mp.c.model_run_id == scope.run_id,
+                mp.c.kind == "pred",
+                mp.c.object_id == om.c.matched_object_id,
+            ),
+        )
     gt_q = (
         select(
+            literal("gt").label("kind"),
             ANN.c.id,
             ANN.c.data_row_id,
             CLS.c.name,
@@ -150,28 +172,14 @@ async def row_objects(
             ANN.c.w,
             ANN.c.h,
             ANN.c.iscrowd,
+            cast(null(), Float).label("confidence"),
             gt_status.label("status"),
             om.c.iou,
             om.c.error_type,
             om.c.matched_object_id,
         )
-        .select_from(
-            ANN.join(CLS, CLS.c.id == ANN.c.class_id)
-            .outerjoin(
-                om,
-                and_(om.c.model_run_id == scope.run_id, om.c.kind == "gt", om.c.object_id == ANN.c.id),
-            )
-            .outerjoin(
-                mp,
-                and_(
-                    mp.c.model_run_id == scope.run_id,
-                    mp.c.kind == "pred",
-                    mp.c.object_id == om.c.matched_object_id,
-                ),
-            )
-        )
+        .select_from(gt_from)
         .where(ANN.c.data_row_id.in_(id_list))
-        .order_by(ANN.c.id)
     )
     pom = OM.alias("om_pred")
     pred_status: Any = pom.c.status
@@ -181,6 +189,7 @@ async def row_objects(
         )
     pred_q = (
         select(
+            literal("pred").label("kind"),
             PRED.c.id,
             PRED.c.data_row_id,
             CLS.c.name,
@@ -188,6 +197,7 @@ async def row_objects(
             PRED.c.y,
             PRED.c.w,
             PRED.c.h,
+            false().label("iscrowd"),
             PRED.c.confidence,
             pred_status.label("status"),
             pom.c.iou,
@@ -205,13 +215,12 @@ async def row_objects(
             PRED.c.data_row_id.in_(id_list),
             PRED.c.confidence >= scope.conf,
         )
-        .order_by(PRED.c.confidence.desc(), PRED.c.id)
     )
-    for r in (await session.execute(gt_q)).all():
-        out[r.data_row_id].append(_obj("gt", r, None, r.status, r.iou, r.error_type, r.matched_object_id))
-    for r in (await session.execute(pred_q)).all():
+    both = gt_q.union_all(pred_q).subquery("objs")
+    q = select(both).order_by(both.c.kind, func.coalesce(both.c.confidence, 0).desc(), both.c.id)
+    for r in (await session.execute(q)).all():
         out[r.data_row_id].append(
-            _obj("pred", r, r.confidence, r.status, r.iou, r.error_type, r.matched_object_id)
+            _obj(r.kind, r, r.confidence, r.status, r.iou, r.error_type, r.matched_object_id)
         )
     return out
 

@@ -31,7 +31,7 @@ from sqlalchemy import (
     or_,
     select,
 )
-from sqlalchemy.sql import ColumnElement, Subquery
+from sqlalchemy.sql import ColumnElement, FromClause, Subquery
 
 from services.gateway.domain import THRESHOLD_COLUMNS, iou_bit
 from shared.db.models import ModelRunRow, ObjectMatch, RowClassMetrics, RowMetrics
@@ -165,14 +165,18 @@ def _agg(scope: RunScope, *, class_id: int | None, row_ids: Sequence[int] | None
     ).subquery("agg")
 
 
-def row_source(scope: RunScope, *, row_ids: Sequence[int] | None = None, name: str = "rm") -> Subquery:
-    """Per-row metrics of the run (columns: data_row_id, split, has_gt, has_pred, METRIC_COLS)."""
-    conds = [RM.c.model_run_id == scope.run_id]
+Source = tuple[FromClause, list[ColumnElement[bool]]]
+
+
+def row_source(scope: RunScope, *, row_ids: Sequence[int] | None = None, name: str = "rm") -> Source:
+    """Per-row metrics of the run (columns: data_row_id, split, has_gt, has_pred, METRIC_COLS) and the
+    conditions that select the run's rows. At the run's thresholds this is the ``row_metrics`` table
+    itself (no subquery to build per request; the planner sees the indexes directly)."""
+    conds: list[ColumnElement[bool]] = [RM.c.model_run_id == scope.run_id]
     if row_ids is not None:
         conds.append(RM.c.data_row_id.in_(list(row_ids)))
     if not scope.custom:
-        cols = [RM.c.data_row_id, RM.c.split, RM.c.has_gt, RM.c.has_pred, *(RM.c[m] for m in METRIC_COLS)]
-        return select(*cols).where(*conds).subquery(name)
+        return RM, conds
     agg = _agg(scope, class_id=None, row_ids=row_ids)
     zero = literal(0)
     cols = [RM.c.data_row_id, RM.c.split, RM.c.has_gt]
@@ -190,20 +194,21 @@ def row_source(scope: RunScope, *, row_ids: Sequence[int] | None = None, name: s
         .select_from(RM.outerjoin(agg, agg.c.data_row_id == RM.c.data_row_id))
         .where(*conds)
         .subquery(name)
-    )
+    ), []
 
 
 def class_source(
-    scope: RunScope, class_id: int, *, row_ids: Sequence[int] | None = None, name: str | None = None
-) -> Subquery:
-    """Per-row metrics restricted to one class (rows where the class is in GT or predictions)."""
-    name = name or f"rc_{class_id}"
+    scope: RunScope, class_id: int, *, row_ids: Sequence[int] | None = None, alias: bool = False
+) -> Source:
+    """Per-row metrics restricted to one class (rows where the class is in GT or predictions); the table
+    itself for the first class of a query, an alias for the others."""
+    name = f"rc_{class_id}"
     if not scope.custom:
-        conds = [RCM.c.model_run_id == scope.run_id, RCM.c.class_id == class_id]
+        t: Any = RCM.alias(name) if alias else RCM
+        conds: list[ColumnElement[bool]] = [t.c.model_run_id == scope.run_id, t.c.class_id == class_id]
         if row_ids is not None:
-            conds.append(RCM.c.data_row_id.in_(list(row_ids)))
-        cols = [RCM.c.data_row_id, RCM.c.split, *(RCM.c[m] for m in METRIC_COLS)]
-        return select(*cols).where(*conds).subquery(name)
+            conds.append(t.c.data_row_id.in_(list(row_ids)))
+        return t, conds
     agg = _agg(scope, class_id=class_id, row_ids=row_ids)
     cols = [agg.c.data_row_id, MRR.c.split]
     for m in METRIC_COLS:
@@ -215,4 +220,4 @@ def class_source(
         )
         .where(agg.c.present > 0)
         .subquery(name)
-    )
+    ), []

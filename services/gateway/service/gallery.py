@@ -152,17 +152,16 @@ async def gallery_page(
         payload = domain.decode_cursor(q.cursor, sig)
         after = repo.PageKey(phase=int(payload.get("p", 0)), value=payload.get("v"), id=int(payload["id"]))
     limit = min(q.limit, state.settings.gateway.max_page_size)
-    hits = await repo.page_ids(session, compiled, sort_expr, q.sort.order == "desc", after, limit + 1)
+    hits = await repo.page_rows(
+        session, compiled, sort_expr, q.sort.order == "desc", after, limit + 1, principal.workspace_id
+    )
     more = len(hits) > limit
     hits = hits[:limit]
-    ids = [h[0] for h in hits]
-    details = await repo.row_details(session, scope, ids)
-    objects = await repo.row_objects(session, scope, ids)
+    objects = await repo.row_objects(session, scope, [h["data_row_id"] for h in hits])
     rows = []
-    for row_id, value, _ in hits:
-        d = details.get(row_id)
-        if d is None:
-            continue
+    for d in hits:
+        row_id = d["data_row_id"]
+        value = d["v"]
         rows.append(
             {
                 "data_row_id": row_id,
@@ -181,7 +180,7 @@ async def gallery_page(
         )
     next_cursor = None
     if more and hits:
-        last_id, last_v, last_phase = hits[-1]
+        last_id, last_v, last_phase = hits[-1]["data_row_id"], hits[-1]["v"], hits[-1]["phase"]
         next_cursor = domain.encode_cursor({"sig": sig, "p": last_phase, "v": last_v, "id": last_id})
     total = await repo.count_rows(session, compiled) if q.include_total else None
     return {

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import tempfile
+import io
 from typing import Any
 
 import anyio
@@ -89,32 +89,58 @@ def upload_rows(
     return UploadOut(**result.__dict__)
 
 
+class _BodyReader(io.RawIOBase):
+    """The request body as a blocking file, read from a worker thread while the body still arrives."""
+
+    def __init__(self, request: Request, limit: int) -> None:
+        self._chunks = request.stream()
+        self._buf = b""
+        self._eof = False
+        self._size = 0
+        self._limit = limit
+
+    def readable(self) -> bool:
+        return True
+
+    async def _next(self) -> bytes | None:
+        try:
+            return await self._chunks.__anext__()
+        except StopAsyncIteration:
+            return None
+
+    def readinto(self, b: Any) -> int:
+        while not self._buf and not self._eof:
+            chunk = anyio.from_thread.run(self._next)
+            if chunk is None:
+                self._eof = True
+                break
+            self._size += len(chunk)
+            if self._size > self._limit:
+                raise PayloadTooLarge(f"request body exceeds {self._limit} bytes; split the upload")
+            self._buf = chunk
+        n = min(len(b), len(self._buf))
+        b[:n] = self._buf[:n]
+        self._buf = self._buf[n:]
+        return n
+
+
 @router.post("/{dataset_id}/rows:stream", response_model=UploadOut)
 async def upload_rows_stream(
     dataset_id: int, request: Request, caller: WriterDep, session: SessionDep, ctx: ContextDep
 ) -> UploadOut:
-    """Streaming bulk upload: the body is a tar stream; each member's path is its global key."""
+    """Streaming bulk upload: the body is a tar stream; each member's path is its global key.
+
+    Members are decoded and stored while the rest of the body is still arriving; the rows commit
+    together at the end (one transaction per request).
+    """
     ds = await anyio.to_thread.run_sync(catalog.get_dataset, session, caller.workspace_id, dataset_id)
-    limit = ctx.settings.limits.max_request_bytes
-    spool = tempfile.SpooledTemporaryFile(max_size=64 << 20)  # noqa: SIM115 - closed below
-    try:
-        size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise PayloadTooLarge(f"request body exceeds {limit} bytes; split the upload")
-            await anyio.to_thread.run_sync(spool.write, chunk)
-        if size == 0:
-            raise BadRequest("empty request body: send a tar stream of images")
-        spool.seek(0)
+    reader = io.BufferedReader(_BodyReader(request, ctx.settings.limits.max_request_bytes), 1 << 20)
 
-        def work() -> rows.UploadResult:
-            items = rows.iter_tar(spool, ctx.settings.limits.max_image_bytes)  # type: ignore[arg-type]
-            return rows.upload_stream(session, ctx, caller.workspace_id, ds, items)
+    def work() -> rows.UploadResult:
+        items = rows.iter_tar(reader, ctx.settings.limits.max_image_bytes)
+        return rows.upload_stream(session, ctx, caller.workspace_id, ds, items)
 
-        result = await anyio.to_thread.run_sync(work)
-    finally:
-        spool.close()
+    result = await anyio.to_thread.run_sync(work)
     return UploadOut(**result.__dict__)
 
 

@@ -126,17 +126,11 @@ def parse_results(data: bytes, source: str) -> BoxTable:
     def where(i: int) -> str:
         return f"{source}: [{i}]"
 
-    n = len(doc)
-    image_ids: list[Any] = [None] * n
-    cat_ids: list[Any] = [None] * n
-    bboxes: list[Any] = [None] * n
-    scores: list[Any] = [None] * n
     try:
-        for i, d in enumerate(doc):
-            image_ids[i] = d["image_id"]
-            cat_ids[i] = d["category_id"]
-            bboxes[i] = d["bbox"]
-            scores[i] = d.get("score", 1.0)
+        image_ids = [d["image_id"] for d in doc]
+        cat_ids = [d["category_id"] for d in doc]
+        bboxes = [d["bbox"] for d in doc]
+        scores = [d.get("score", 1.0) for d in doc]
     except (KeyError, TypeError, AttributeError):
         for i, d in enumerate(doc):
             if not isinstance(d, dict):
@@ -145,12 +139,17 @@ def parse_results(data: bytes, source: str) -> BoxTable:
                 if k not in d:
                     raise fail(where(i), f'missing "{k}"') from None
         raise
-    for i, v in enumerate(cat_ids):
-        if not isinstance(v, int) or isinstance(v, bool):
-            raise fail(where(i), f"category_id must be an integer, got {v!r}")
+    if not all(type(v) is int for v in cat_ids):
+        for i, v in enumerate(cat_ids):
+            if not isinstance(v, int) or isinstance(v, bool):
+                raise fail(where(i), f"category_id must be an integer, got {v!r}")
     xywh = to_float_matrix(bboxes, 4, where, "bbox")
     conf = to_float_vector([1.0 if s is None else s for s in scores], where, "score")
-    images, img_idx = factorize(image_ids)
+    try:
+        images, img_idx = factorize(image_ids)
+    except TypeError:
+        i = next(i for i, v in enumerate(image_ids) if not isinstance(v, int | str))
+        raise fail(where(i), f"image_id must be an integer or a string, got {image_ids[i]!r}") from None
     classes, class_idx = factorize(cat_ids)
     return BoxTable(
         source=source,

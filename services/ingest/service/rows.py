@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import tarfile
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -71,7 +72,8 @@ class RowUploader:
         self.dataset = dataset
         self.pending: list[dict[str, Any]] = []
         self.keys: dict[str, str] = {}
-        self.unchanged: list[tuple[str, int]] = []
+        self.inflight: list[tuple[list[UploadItem], list[Future[CheckedImage]]]] = []
+        self.max_inflight = 1
 
     def add_batch(self, items: list[UploadItem]) -> None:
         for it in items:
@@ -103,7 +105,23 @@ class RowUploader:
                 _store(self.ctx, self.workspace_id, img)
             return img
 
-        checked = list(self.ctx.pool.map(work, items))
+        # Double buffering: this batch decodes while the next one is being received.
+        self.inflight.append((items, [self.ctx.pool.submit(work, it) for it in items]))
+        while len(self.inflight) > self.max_inflight:
+            self._drain_one()
+
+    def _drain_one(self) -> None:
+        items, futures = self.inflight.pop(0)
+        try:
+            checked = [f.result() for f in futures]
+        except BaseException:
+            for _, later in self.inflight:
+                for f in later:
+                    f.cancel()
+            for f in futures:
+                f.cancel()
+            self.inflight.clear()
+            raise
         px = self.ctx.settings.ingest.thumbnail_px
         for it, img in zip(items, checked, strict=True):
             self.pending.append(
@@ -122,6 +140,8 @@ class RowUploader:
             )
 
     def finish(self) -> UploadResult:
+        while self.inflight:
+            self._drain_one()
         if not self.pending:
             raise BadRequest("no files in the request")
         changed = repo.upsert_rows(self.session, self.pending)
@@ -185,6 +205,9 @@ def iter_tar(stream: IO[bytes], max_file_bytes: int) -> Iterator[UploadItem]:
                     raise BadRequest(f"{member.name}: truncated tar stream", context={"file": member.name})
                 name = member.name[2:] if member.name.startswith("./") else member.name
                 yield UploadItem(name=name, global_key=name, data=data)
+        # Read past the end-of-archive blocks to the end of the body (size limits still apply).
+        while stream.read(1 << 20):
+            pass
     except tarfile.TarError as exc:
         raise BadRequest(f"the request body is not a readable tar stream ({exc})") from None
 

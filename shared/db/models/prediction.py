@@ -1,13 +1,17 @@
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, CheckConstraint, Float, ForeignKey, Identity, Index
+from sqlalchemy import BigInteger, CheckConstraint, Float, Identity, Index
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.db.base import Base
 
 
 class Prediction(Base):
-    """A predicted box (absolute pixels, ``xywh``) with confidence in [0, 1]. Partitioned by run."""
+    """A predicted box (absolute pixels, ``xywh``) with confidence in [0, 1]. Partitioned by run.
+
+    References to model_runs/data_rows/classes are enforced by statement-level triggers (migration
+    ingest01: same cascade/restrict rules, checked once per bulk insert instead of once per row).
+    """
 
     __tablename__ = "predictions"
     __table_args__ = (
@@ -17,12 +21,10 @@ class Prediction(Base):
         {"postgresql_partition_by": "HASH (model_run_id)"},
     )
 
-    model_run_id: Mapped[int] = mapped_column(
-        ForeignKey("model_runs.id", ondelete="CASCADE"), primary_key=True
-    )
+    model_run_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
-    data_row_id: Mapped[int] = mapped_column(ForeignKey("data_rows.id", ondelete="CASCADE"))
-    class_id: Mapped[int] = mapped_column(ForeignKey("classes.id", ondelete="RESTRICT"))
+    data_row_id: Mapped[int] = mapped_column(BigInteger)  # -> data_rows.id, ON DELETE CASCADE (trigger)
+    class_id: Mapped[int] = mapped_column(BigInteger)  # -> classes.id, ON DELETE RESTRICT (trigger)
     x: Mapped[float] = mapped_column(Float)
     y: Mapped[float] = mapped_column(Float)
     w: Mapped[float] = mapped_column(Float)

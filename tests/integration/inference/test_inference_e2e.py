@@ -136,7 +136,9 @@ def _settings(db_url: str, s3: S3Settings, triton: TritonSettings | None = None)
     )
 
 
-def _run_and_check(settings: Settings, celery_app: Celery, broker: redis.Redis, seeded: Seeded, db_url: str) -> list[tuple[Any, ...]]:
+def _run_and_check(
+    settings: Settings, celery_app: Celery, broker: redis.Redis, seeded: Seeded, db_url: str
+) -> list[tuple[Any, ...]]:
     rt = tasks.build_runtime(settings, celery_app)
     tasks.bind_runtime(rt)
     try:
@@ -213,7 +215,9 @@ def test_triton_metadata_batching_and_missing_model(protocol: str, tritonserver:
         assert info.max_batch_size == 32
         assert info.inputs[0].name == "images" and info.inputs[0].datatype == "FP32"
         assert info.outputs[0].name == "output0"
-        batch = np.random.default_rng(0).random((40, 3, 256, 256), dtype=np.float32)  # > max batch: 2 requests
+        batch = np.random.default_rng(0).random(
+            (40, 3, 256, 256), dtype=np.float32
+        )  # > max batch: 2 requests
         out = client.infer("yolov8_demo", {"images": batch})["output0"]
         assert out.shape == (40, 4 + len(CLASSES), 1344)
         single = client.infer("yolov8_demo", {"images": batch[39:]})["output0"]
@@ -238,7 +242,8 @@ def test_api_queues_chunks_and_job_tracks_progress(
         unknown = client.post("/v1/runs/999999999/infer", json={}, headers=headers)
         assert unknown.status_code == 404
         foreign = client.post(
-            f"/v1/runs/{seeded.run_id}/infer", json={"data_row_ids": [seeded.row_ids[0], 999999999]},
+            f"/v1/runs/{seeded.run_id}/infer",
+            json={"data_row_ids": [seeded.row_ids[0], 999999999]},
             headers=headers,
         )
         assert foreign.status_code == 422 and "999999999" in foreign.json()["detail"]

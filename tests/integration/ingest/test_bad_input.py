@@ -108,6 +108,23 @@ async def test_oversize_request(client: httpx.AsyncClient, engine: Engine, works
     assert counts(engine, workspace)["rows"] == 0
 
 
+async def test_oversize_chunked_stream(client: httpx.AsyncClient, engine: Engine, workspace: int) -> None:
+    """No Content-Length: the stream is cut off when it passes the limit."""
+    from services.ingest.service.rows import tar_bytes
+
+    ds = await make_dataset(client)
+    head = tar_bytes([("ok.jpg", image_bytes())])[:-1024]
+
+    async def body() -> Any:
+        yield head
+        for _ in range(70):
+            yield b"\0" * 1_000_000
+
+    r = await client.post(f"/v1/datasets/{ds}/rows:stream", content=body())
+    assert r.status_code == 413, r.text
+    assert counts(engine, workspace)["rows"] == 0
+
+
 Case = tuple[str, str, bytes, str]
 
 

@@ -72,8 +72,8 @@ class Deps:
             "BLINDSPOT_S3__SECRET_KEY": SECRET,
             "BLINDSPOT_S3__BUCKET": "outages",
             # Short enough that a task lost with its worker's connection comes back within the test.
-            "BLINDSPOT_CELERY__VISIBILITY_TIMEOUT_S": "12",
-            "BLINDSPOT_CELERY__TASK_TIME_LIMIT_S": "10",
+            "BLINDSPOT_CELERY__VISIBILITY_TIMEOUT_S": "40",
+            "BLINDSPOT_CELERY__TASK_TIME_LIMIT_S": "30",
             "BLINDSPOT_CELERY__UNACKED_RESTORE_INTERVAL_S": "1",
         }
 
@@ -130,7 +130,8 @@ def deps(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deps]:
 
 def sql(deps: Deps, query: str, *args: Any) -> list[tuple[Any, ...]]:
     with psycopg.connect(deps.db_url.replace("+psycopg", "")) as conn:
-        return conn.execute(query, args).fetchall()  # type: ignore[arg-type]
+        cur = conn.execute(query, args)  # type: ignore[arg-type]
+        return cur.fetchall() if cur.description else []
 
 
 def png(seed: int) -> bytes:

@@ -19,12 +19,22 @@ from sqlalchemy.orm import Session
 from services.search import indexing, projections, service
 from services.search.api.deps import get_session
 from services.search.main import create_app
+from shared.adapters.storage import ObjectStore
 from shared.adapters.vectors import VectorStore
 from shared.contracts.tasks import TaskName
-from shared.db.models import Annotation, DataRow, ModelRun, ModelRunRow, ObjectClass, ObjectMatch, Prediction, SliceMember
+from shared.db.models import (
+    Annotation,
+    DataRow,
+    ModelRun,
+    ModelRunRow,
+    ObjectClass,
+    ObjectMatch,
+    Prediction,
+    SliceMember,
+)
 from shared.internal_auth import internal_headers
 from shared.settings import Settings
-from tests.fixtures.search import Catalog, MemoryBlobs
+from tests.fixtures.search import Catalog
 
 pytestmark = pytest.mark.integration
 
@@ -47,7 +57,7 @@ def sent() -> list[tuple[TaskName, BaseModel]]:
 def client(
     db_session: Session,
     vector_store: VectorStore,
-    blobs: MemoryBlobs,
+    blobs: ObjectStore,
     search_settings: Settings,
     sent: list[tuple[TaskName, BaseModel]],
 ) -> Iterator[TestClient]:
@@ -68,13 +78,20 @@ def client(
         yield c
 
 
-def _embed(db: Session, store: VectorStore, emb: Any, blobs: MemoryBlobs, s: Settings, ws: int, ids: list[int]) -> indexing.IndexResult:
+def _embed(
+    db: Session, store: VectorStore, emb: Any, blobs: ObjectStore, s: Settings, ws: int, ids: list[int]
+) -> indexing.IndexResult:
     return indexing.embed_rows(db, store, lambda: emb, blobs, s, ws, ids)
 
 
 @pytest.fixture
 def world(
-    client: TestClient, catalog: Catalog, db_session: Session, vector_store: VectorStore, embedder: Any, search_settings: Settings
+    client: TestClient,
+    catalog: Catalog,
+    db_session: Session,
+    vector_store: VectorStore,
+    embedder: Any,
+    search_settings: Settings,
 ) -> World:
     ws1, ws2 = catalog.workspace(), catalog.workspace()
     ds1, ds2 = catalog.dataset(ws1), catalog.dataset(ws2)
@@ -87,14 +104,21 @@ def world(
         "coins": catalog.row(ds1, "coins").id,
     }
     other = catalog.row(ds2, "chelsea_flip").id
-    res = _embed(db_session, vector_store, embedder, catalog.blobs, search_settings, ws1.id, list(rows.values()))
+    res = _embed(
+        db_session, vector_store, embedder, catalog.blobs, search_settings, ws1.id, list(rows.values())
+    )
     assert res.embedded == len(rows)
     _embed(db_session, vector_store, embedder, catalog.blobs, search_settings, ws2.id, [other])
     return World(ws1.id, ws2.id, ds1.id, rows, other)
 
 
 def test_embedding_is_idempotent(
-    world: World, db_session: Session, vector_store: VectorStore, embedder: Any, blobs: MemoryBlobs, search_settings: Settings
+    world: World,
+    db_session: Session,
+    vector_store: VectorStore,
+    embedder: Any,
+    blobs: ObjectStore,
+    search_settings: Settings,
 ) -> None:
     ids = list(world.rows.values())
     again = _embed(db_session, vector_store, embedder, blobs, search_settings, world.ws1, ids)
@@ -138,7 +162,9 @@ def test_similar_filters_threshold_and_pages(client: TestClient, world: World) -
         "/v1/similar", json={"data_row_ids": anchor, "filter": {"metadata": {"camera": "front"}}}, headers=h
     ).json()["rows"]
     assert {x["data_row_id"] for x in front} == {world.rows["chelsea_crop"], world.rows["rocket"]}
-    strict = client.post("/v1/similar", json={"data_row_ids": anchor, "score_threshold": 0.6}, headers=h).json()
+    strict = client.post(
+        "/v1/similar", json={"data_row_ids": anchor, "score_threshold": 0.6}, headers=h
+    ).json()
     assert strict["rows"] and all(x["score"] >= 0.6 for x in strict["rows"])
     # pages of 2 concatenate to the full ranking
     full = client.post("/v1/similar", json={"data_row_ids": anchor, "limit": 50}, headers=h).json()["rows"]
@@ -156,11 +182,16 @@ def test_similar_filters_threshold_and_pages(client: TestClient, world: World) -
     scores = [x["score"] for x in full]
     assert scores == sorted(scores, reverse=True)
     # "mean" combines the anchors into one query
-    mean = client.post("/v1/similar", json={"data_row_ids": anchor, "combine": "mean"}, headers=h).json()["rows"]
+    mean = client.post("/v1/similar", json={"data_row_ids": anchor, "combine": "mean"}, headers=h).json()[
+        "rows"
+    ]
     assert {x["data_row_id"] for x in mean} == {x["data_row_id"] for x in full}
     bad = client.post("/v1/similar", json={"data_row_ids": anchor, "filter": {"splits": ["test"]}}, headers=h)
     assert bad.status_code == 422 and "model_run_id" in bad.text
-    assert client.post("/v1/similar", json={"data_row_ids": anchor, "cursor": "zzz"}, headers=h).status_code == 400
+    assert (
+        client.post("/v1/similar", json={"data_row_ids": anchor, "cursor": "zzz"}, headers=h).status_code
+        == 400
+    )
 
 
 def test_slice_collects_new_matching_rows(
@@ -184,7 +215,9 @@ def test_slice_collects_new_matching_rows(
     assert client.post("/v1/slices", json=body, headers=h).status_code == 409
     before = [x["data_row_id"] for x in client.get(f"/v1/slices/{sid}/rows", headers=h).json()["rows"]]
     assert before == [world.rows["chelsea_crop"]]
-    meta = client.post("/v1/slices", json={"name": "front", "filter": {"metadata": {"camera": "front"}}}, headers=h)
+    meta = client.post(
+        "/v1/slices", json={"name": "front", "filter": {"metadata": {"camera": "front"}}}, headers=h
+    )
     assert meta.status_code == 201
     # new rows arrive: another cat photo (matches), a coffee photo (does not)
     ds = world.ds1
@@ -196,7 +229,10 @@ def test_slice_collects_new_matching_rows(
     assert added == {sid: 1, meta.json()["id"]: 1}
     members = db_session.scalars(select(SliceMember.data_row_id).where(SliceMember.slice_id == sid)).all()
     assert list(members) == [cat.id]
-    assert service.match_slices(db_session, vector_store, search_settings, world.ws1, new) == {sid: 0, meta.json()["id"]: 0}
+    assert service.match_slices(db_session, vector_store, search_settings, world.ws1, new) == {
+        sid: 0,
+        meta.json()["id"]: 0,
+    }
     rows = client.get(f"/v1/slices/{sid}/rows", headers=h).json()["rows"]
     assert {x["data_row_id"] for x in rows} == {world.rows["chelsea_crop"], cat.id}
     front = client.get(f"/v1/slices/{meta.json()['id']}/rows?limit=1", headers=h).json()
@@ -214,7 +250,9 @@ def test_slice_collects_new_matching_rows(
     assert client.get("/v1/slices", headers=h2).json()["slices"] == []
     assert client.get(f"/v1/slices/{sid}/rows", headers=h2).status_code == 404
     assert client.delete(f"/v1/slices/{sid}", headers=h2).status_code == 404
-    assert client.delete(f"/v1/slices/{sid}", headers=internal_headers(world.ws1, {"read"})).status_code == 403
+    assert (
+        client.delete(f"/v1/slices/{sid}", headers=internal_headers(world.ws1, {"read"})).status_code == 403
+    )
     assert client.delete(f"/v1/slices/{sid}", headers=h).status_code == 204
     bad = client.post("/v1/slices", json={"name": "x", "filter": {"recall_lt": 0.3}}, headers=h)
     assert bad.status_code == 422 and "cannot hold" in bad.text
@@ -240,7 +278,9 @@ def test_projection_job_and_keyset_pages(
     pid = r.json()["id"]
     assert (sent[-1][0], sent[-1][1].model_dump()) == (TaskName.search_project, {"projection_id": pid})
     assert projections.compute(db_session, vector_store, search_settings, pid) == len(world.rows)
-    assert projections.compute(db_session, vector_store, search_settings, pid) == len(world.rows)  # rerun: same
+    assert projections.compute(db_session, vector_store, search_settings, pid) == len(
+        world.rows
+    )  # rerun: same
     status = client.get(f"/v1/projections/{pid}", headers=h).json()
     assert status["status"] == "succeeded" and status["num_points"] == len(world.rows)
     seen: list[int] = []
@@ -264,7 +304,7 @@ def test_object_embeddings_find_rows_like_false_positives(
     db_session: Session,
     vector_store: VectorStore,
     embedder: Any,
-    blobs: MemoryBlobs,
+    blobs: ObjectStore,
     search_settings: Settings,
 ) -> None:
     ws = world.ws1
@@ -276,29 +316,59 @@ def test_object_embeddings_find_rows_like_false_positives(
     db_session.add_all(
         [ModelRunRow(model_run_id=run.id, data_row_id=r, split="validation") for r in world.rows.values()]
     )
-    gt = Annotation(workspace_id=ws, data_row_id=cat_row, class_id=cls.id, x=100, y=50, w=250, h=250, area=62500)
-    fp = Prediction(model_run_id=run.id, data_row_id=coffee_row, class_id=cls.id, x=50, y=50, w=300, h=250, confidence=0.9)
-    low = Prediction(model_run_id=run.id, data_row_id=coffee_row, class_id=cls.id, x=0, y=0, w=50, h=50, confidence=0.1)
+    gt = Annotation(
+        workspace_id=ws, data_row_id=cat_row, class_id=cls.id, x=100, y=50, w=250, h=250, area=62500
+    )
+    fp = Prediction(
+        model_run_id=run.id, data_row_id=coffee_row, class_id=cls.id, x=50, y=50, w=300, h=250, confidence=0.9
+    )
+    low = Prediction(
+        model_run_id=run.id, data_row_id=coffee_row, class_id=cls.id, x=0, y=0, w=50, h=50, confidence=0.1
+    )
     db_session.add_all([gt, fp, low])
     db_session.flush()
     db_session.add_all(
         [
-            ObjectMatch(model_run_id=run.id, kind="gt", object_id=gt.id, data_row_id=cat_row, class_id=cls.id, status="FN", error_type="miss"),
-            ObjectMatch(model_run_id=run.id, kind="pred", object_id=fp.id, data_row_id=coffee_row, class_id=cls.id, confidence=0.9, status="FP", error_type="bkg"),
+            ObjectMatch(
+                model_run_id=run.id,
+                kind="gt",
+                object_id=gt.id,
+                data_row_id=cat_row,
+                class_id=cls.id,
+                status="FN",
+                error_type="miss",
+            ),
+            ObjectMatch(
+                model_run_id=run.id,
+                kind="pred",
+                object_id=fp.id,
+                data_row_id=coffee_row,
+                class_id=cls.id,
+                confidence=0.9,
+                status="FP",
+                error_type="bkg",
+            ),
         ]
     )
     db_session.flush()
     ids = list(world.rows.values())
-    res = indexing.embed_objects(db_session, vector_store, lambda: embedder, blobs, search_settings, run.id, ids)
+    res = indexing.embed_objects(
+        db_session, vector_store, lambda: embedder, blobs, search_settings, run.id, ids
+    )
     assert res.embedded == 2  # GT + the prediction over the run's 0.5 threshold; the 0.1 one is not shown
-    again = indexing.embed_objects(db_session, vector_store, lambda: embedder, blobs, search_settings, run.id, ids)
+    again = indexing.embed_objects(
+        db_session, vector_store, lambda: embedder, blobs, search_settings, run.id, ids
+    )
     assert (again.embedded, again.refreshed) == (0, 2)
     h = internal_headers(ws)
     anchor = {"model_run_id": run.id, "kind": "pred", "object_id": fp.id}
     # rows like this false positive, ranked by whole image, among unlabeled rows of the run's validation split
     r = client.post(
         "/v1/similar",
-        json={"object_ids": [anchor], "filter": {"annotation": "none", "model_run_id": run.id, "splits": ["validation"]}},
+        json={
+            "object_ids": [anchor],
+            "filter": {"annotation": "none", "model_run_id": run.id, "splits": ["validation"]},
+        },
         headers=h,
     )
     assert r.status_code == 200, r.text
@@ -307,8 +377,12 @@ def test_object_embeddings_find_rows_like_false_positives(
     # objects ranked by crop: error-type filter via the object payload
     r = client.post(
         "/v1/similar",
-        json={"object_ids": [anchor], "target": "objects", "include_anchors": True,
-              "filter": {"model_run_id": run.id, "error_types": ["bkg"]}},
+        json={
+            "object_ids": [anchor],
+            "target": "objects",
+            "include_anchors": True,
+            "filter": {"model_run_id": run.id, "error_types": ["bkg"]},
+        },
         headers=h,
     )
     rows = r.json()["rows"]
@@ -321,3 +395,21 @@ def test_object_embeddings_find_rows_like_false_positives(
         headers=h,
     )
     assert [x["data_row_id"] for x in r.json()["rows"]] == [coffee_row]
+
+
+def test_missing_image_is_skipped_not_fatal(
+    catalog: Catalog,
+    db_session: Session,
+    vector_store: VectorStore,
+    embedder: Any,
+    blobs: ObjectStore,
+    search_settings: Settings,
+) -> None:
+    indexing.ensure_collections(vector_store, search_settings)
+    ws = catalog.workspace()
+    ds = catalog.dataset(ws)
+    ok, gone = catalog.row(ds, "coins"), catalog.row(ds, "camera")
+    blobs.delete(gone.object_key)
+    res = _embed(db_session, vector_store, embedder, blobs, search_settings, ws.id, [ok.id, gone.id])
+    assert (res.embedded, res.skipped) == (1, [gone.id])
+    assert db_session.get(DataRow, gone.id).embedded_at is None  # type: ignore[union-attr]

@@ -76,7 +76,7 @@ def test_decode_class_wise_vs_agnostic_and_threshold() -> None:
     agnostic = decode(raw, conf_threshold=0.25, iou_threshold=0.5, agnostic=True)[0]
     assert agnostic.classes.tolist() == [0]
     low = decode(raw, conf_threshold=0.15, iou_threshold=0.5)[0]
-    assert 0.2 == pytest.approx(float(low.scores[-1]))
+    assert float(low.scores[-1]) == pytest.approx(0.2)
     capped = decode(raw, conf_threshold=0.0, iou_threshold=0.99, max_det=2)[0]
     assert len(capped) == 2
 
@@ -94,7 +94,9 @@ def test_boxes_map_back_to_the_original_image() -> None:
     lb = Letterbox.fit(orig_h=240, orig_w=320, size_h=256)  # gain 0.8, pad top 32
     orig = np.array([[32, 40, 96, 120]], np.float32)  # xyxy in the 320x240 image
     model_space = orig * 0.8 + np.array([0, 32, 0, 32], np.float32)
-    cxcywh = np.concatenate([(model_space[:, :2] + model_space[:, 2:]) / 2, model_space[:, 2:] - model_space[:, :2]], 1)
+    cxcywh = np.concatenate(
+        [(model_space[:, :2] + model_space[:, 2:]) / 2, model_space[:, 2:] - model_space[:, :2]], 1
+    )
     raw = _raw(cxcywh.tolist(), [[0.9]])
     det = postprocess(raw, [lb], conf_threshold=0.5, iou_threshold=0.5)[0]
     np.testing.assert_allclose(det.boxes, orig, atol=1e-4)

@@ -113,9 +113,24 @@ def test_live_parity_with_ultralytics(tmp_path: Path) -> None:
     out = tmp_path / "parity.npz"
     env = {**os.environ, "YOLO_OFFLINE": "1"}
     done = subprocess.run(
-        [str(TOOLS_PY), "-m", "tools.make_parity_fixture", "--onnx", str(ONNX), "--out", str(out),
-         "--n", "6", "--seed", "99"],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=300, env=env,
+        [
+            str(TOOLS_PY),
+            "-m",
+            "tools.make_parity_fixture",
+            "--onnx",
+            str(ONNX),
+            "--out",
+            str(out),
+            "--n",
+            "6",
+            "--seed",
+            "99",
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
     )
     if done.returncode != 0 and "No module named" in done.stderr:
         pytest.skip(f"tools venv lacks a package: {done.stderr[-200:]}")

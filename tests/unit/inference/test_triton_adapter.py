@@ -29,7 +29,9 @@ def _closed_port() -> int:
 
 def test_parse_grpc_json_and_http_shapes() -> None:
     grpc_meta = {
-        "name": "det", "versions": ["1"], "platform": "onnxruntime_onnx",
+        "name": "det",
+        "versions": ["1"],
+        "platform": "onnxruntime_onnx",
         "inputs": [{"name": "images", "datatype": "FP32", "shape": ["-1", "3", "640", "640"]}],
         "outputs": [{"name": "output0", "datatype": "FP32", "shape": ["-1", "84", "8400"]}],
     }
@@ -54,7 +56,9 @@ def test_error_classification() -> None:
     from tritonclient.utils import InferenceServerException
 
     assert is_unavailable(ConnectionRefusedError())
-    assert is_unavailable(InferenceServerException("failed to connect to all addresses", status="StatusCode.UNAVAILABLE"))
+    assert is_unavailable(
+        InferenceServerException("failed to connect to all addresses", status="StatusCode.UNAVAILABLE")
+    )
     assert not is_unavailable(InferenceServerException("unexpected shape for input 'images'", status="400"))
     assert is_missing_model(InferenceServerException("Request for unknown model: 'nope' is not found"))
     assert not is_missing_model(InferenceServerException("unexpected shape for input 'images'"))

@@ -124,3 +124,26 @@ def test_matches_pycocotools_evaluate_img_on_every_group(seed: int) -> None:
         assert np.array_equal(m.gt_ignored[[gt_pos[i] for i in e["gtIds"]]], e["gtIgnore"].astype(bool))
         checked += 1
     assert checked > 50
+
+
+def test_full_and_compact_group_kernels_agree() -> None:
+    """``match_groups`` (used by shared.metrics.rows) and ``match_groups_status`` are the same matching."""
+    from shared.metrics import coco_kernels as K
+    from shared.metrics.coco_input import flatten_coco
+    from shared.metrics.coco_params import AREA_NAMES
+
+    gt, dets = make_dataset(8, n_images=25)
+    f = flatten_coco(gt, dets)
+    lo = np.array([AREA_RANGES[a][0] for a in AREA_NAMES])
+    hi = np.array([AREA_RANGES[a][1] for a in AREA_NAMES])
+    args = (f.det_box, f.det_area, f.gt_box, f.gt_area, f.gt_crowd, f.det_start, f.det_end)
+    args2 = (f.gt_start, f.gt_end, COCO_IOU_THRESHOLDS, lo, hi, 100)
+    dm, di, gm, gi, *best = K.match_groups(*args, *args2)
+    status, dm0, gm0, gi2, *best2 = K.match_groups_status(*args, *args2)
+    kept = f.det_rank < 100
+    code = np.where(di, K.IGNORED, np.where(dm >= 0, K.TP, K.FP)).transpose(2, 0, 1)
+    assert np.array_equal(status[kept], code[kept])
+    assert (status[~kept] == K.IGNORED).all()
+    assert np.array_equal(dm[0], dm0) and np.array_equal(gm[0], gm0) and np.array_equal(gi, gi2)
+    for x, y in zip(best, best2, strict=True):
+        assert np.array_equal(x, y)

@@ -5,7 +5,6 @@ import pytest
 from PIL import Image
 
 from services.search.domain import (
-
     RowFacts,
     crop_box,
     decode,
@@ -40,7 +39,9 @@ def test_merge_best_is_exact_top_k() -> None:
     lists = []
     for a in range(3):
         order = np.argsort(-scores[a])[:k]
-        lists.append([Hit(id=int(r), score=float(scores[a, r]), payload={"data_row_id": int(r)}) for r in order])
+        lists.append(
+            [Hit(id=int(r), score=float(scores[a, r]), payload={"data_row_id": int(r)}) for r in order]
+        )
     merged = merge_best(lists)[:k]
     best = scores.max(axis=0)
     expected = np.argsort(-best)[:k]
@@ -77,7 +78,7 @@ def test_vector_filter_maps_every_field() -> None:
 
 
 def test_request_validation_names_the_problem() -> None:
-    with pytest.raises(ValueError, match="needs filter.model_run_id"):
+    with pytest.raises(ValueError, match=r"needs filter\.model_run_id"):
         RowFilter(splits=["train"])  # type: ignore[list-item]
     with pytest.raises(ValueError, match="give data_row_ids or object_ids"):
         SimilarRequest()

@@ -26,7 +26,7 @@ def _load(store: VectorStore, n: int = 40) -> np.ndarray:
             "workspace_id": 1 if i < n // 2 else 2,
             "dataset_id": 10 + i % 2,
             "data_row_id": i + 1,
-            "labeled": i % 3 == 0 and 1 or 0,
+            "labeled": int(i % 3 == 0),
             "classes": ["cat"] if i % 4 == 0 else ["dog", "car"],
             "splits": [f"7:{'train' if i % 2 else 'validation'}"],
             "meta": {"camera": "front" if i % 5 == 0 else "rear", "night": "true" if i % 2 else "false"},
@@ -60,11 +60,17 @@ def test_filters_and_offsets(vector_store: VectorStore) -> None:
     q = v[0]
 
     def ids(f: VectorFilter, **kw: object) -> set[int]:
-        return {int(h.id) for h in vector_store.search("images", q, workspace_id=1, filter=f, limit=40, **kw)[0]}  # type: ignore[arg-type]
+        return {
+            int(h.id) for h in vector_store.search("images", q, workspace_id=1, filter=f, limit=40, **kw)[0]
+        }  # type: ignore[arg-type]
 
     assert ids(VectorFilter(must=(Cond("labeled", (0,)),))) == {i + 1 for i in range(20) if i % 3 != 0}
-    assert ids(VectorFilter(must=(Cond("classes", ("cat", "bird")),))) == {i + 1 for i in range(20) if i % 4 == 0}
-    assert ids(VectorFilter(must=(Cond("splits", ("7:validation",)),))) == {i + 1 for i in range(20) if i % 2 == 0}
+    assert ids(VectorFilter(must=(Cond("classes", ("cat", "bird")),))) == {
+        i + 1 for i in range(20) if i % 4 == 0
+    }
+    assert ids(VectorFilter(must=(Cond("splits", ("7:validation",)),))) == {
+        i + 1 for i in range(20) if i % 2 == 0
+    }
     assert ids(VectorFilter(must=(Cond("meta.camera", ("front",)),))) == {1, 6, 11, 16}
     assert ids(VectorFilter(must=(Cond("meta.night", ("true",)), Cond("dataset_id", (11,))))) == {
         i + 1 for i in range(20) if i % 2

@@ -139,8 +139,8 @@ export function legend() {
   return el(
     "div",
     { class: "legend", "aria-label": "Box colours" },
-    el("span", { class: "lg lg-TP" }, "TP"),
-    el("span", { class: "lg lg-FP" }, "FP (prediction)"),
-    el("span", { class: "lg lg-FN" }, "FN (missed GT)"),
+    el("span", { class: "lg lg-TP", title: "true positive: a prediction matched to a ground truth" }, "TP"),
+    el("span", { class: "lg lg-FP", title: "false positive: an unmatched prediction" }, "FP"),
+    el("span", { class: "lg lg-FN", title: "false negative: a missed ground truth (dashed)" }, "FN missed"),
   );
 }

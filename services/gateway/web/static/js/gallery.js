@@ -2,7 +2,7 @@
 
 import { api } from "./api.js";
 import { ERROR_LABELS, el, legend } from "./boxes.js";
-import { galleryParams, navigate, on, readGalleryParams, select, state } from "./state.js";
+import { conditionsOf, galleryParams, navigate, on, readGalleryParams, select, state } from "./state.js";
 import { closeDetail, openDetail, refreshSelected, tile } from "./tiles.js";
 
 export const METRICS = [
@@ -165,12 +165,36 @@ export function renderGallery(root, runId, params) {
       : null,
   );
 
+  // Error slices of the run (auto-slices): one click applies their filter and sort.
+  const autoBox = el("div", { class: "auto-slices", "data-testid": "auto-slices" });
+  api
+    .autoSlices(runId)
+    .then((list) => {
+      autoBox.replaceChildren(
+        ...list.map((a) =>
+          el(
+            "button",
+            {
+              class: "auto-slice",
+              title: a.description || a.name,
+              onclick: () => go({ conditions: conditionsOf(a.filter), sort: a.sort && a.sort.field ? a.sort : sort, label: a.name, selection: false }),
+            },
+            el("span", {}, a.name),
+            el("span", { class: "count" }, String(a.count ?? "")),
+          ),
+        ),
+      );
+    })
+    .catch(() => autoBox.remove());
+
   const panel = el(
     "aside",
     { class: "filters", "aria-label": "Filters" },
     el("h3", {}, "Filters"),
     g.label ? el("div", { class: "origin" }, `from ${g.label}`) : null,
     chips,
+    el("h4", {}, "Error slices"),
+    autoBox,
     el("h4", {}, "Metric range"),
     field("metric", metricSel),
     field("for class", metricClass),

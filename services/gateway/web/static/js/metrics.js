@@ -148,6 +148,8 @@ export function renderMetrics(root, runId, params) {
       .histogram(runId, { metric, className: cls || undefined, split: apiSplit(split), bins: 10 })
       .then((h) => {
         const buckets = h.buckets || [];
+        const ranged = buckets.filter((b) => b.lo !== null);
+        const lastHi = ranged.length ? ranged[ranged.length - 1].hi : null;
         const onBucket = (b) =>
           openGallery(runId, {
             conditions: conditionsOf(b.filter),
@@ -155,7 +157,7 @@ export function renderMetrics(root, runId, params) {
             label:
               b.lo === null
                 ? `${metric}${cls ? ` [${cls}]` : ""} has no value · ${b.count} rows`
-                : `${metric}${cls ? ` [${cls}]` : ""} ∈ [${fmt(b.lo)}, ${fmt(b.hi)}] · ${b.count} rows`,
+                : `${metric}${cls ? ` [${cls}]` : ""} ∈ [${fmt(b.lo)}, ${fmt(b.hi)}${b.hi === lastHi ? "]" : ")"} · ${b.count} rows`,
           });
         cell.replaceChildren(histogram(buckets, { title: metric, onBucket }));
       })

@@ -1,0 +1,70 @@
+"""The predictions table's references (migration ingest01): checked per statement, same rules as FKs."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import IntegrityError
+
+from tests.integration.ingest.boxes import (
+    COCO_GT,
+    COCO_RESULTS,
+    coco_bytes,
+    import_gt,
+    import_preds,
+    setup_dataset,
+)
+
+pytestmark = pytest.mark.integration
+
+
+async def _seed(client: httpx.AsyncClient) -> tuple[int, int]:
+    ds = await setup_dataset(client)
+    assert (await import_gt(client, ds, "coco", coco_bytes(COCO_GT))).status_code == 201
+    run = (await client.post("/v1/runs", json={"name": "refs"})).json()["id"]
+    assert (
+        await import_preds(client, run, "coco", coco_bytes(COCO_RESULTS), dataset_id=ds)
+    ).status_code == 201
+    return ds, run
+
+
+def _count(engine: Engine, sql: str, **params: int) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(text(sql), params).scalar_one())
+
+
+async def test_insert_with_a_missing_reference_is_refused(client: httpx.AsyncClient, engine: Engine) -> None:
+    _, run = await _seed(client)
+    cls = _count(engine, "SELECT min(class_id) FROM predictions WHERE model_run_id = :r", r=run)
+    row = _count(engine, "SELECT min(data_row_id) FROM predictions WHERE model_run_id = :r", r=run)
+    for values, what in (
+        ((run, -1, cls), "data row -1"),
+        ((run, row, -2), "class -2"),
+        ((-3, row, cls), "model run -3"),
+    ):
+        with pytest.raises(IntegrityError, match=what), engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO predictions (model_run_id, data_row_id, class_id, x, y, w, h)"
+                    " VALUES (:run, :row, :cls, 0, 0, 1, 1)"
+                ),
+                dict(zip(("run", "row", "cls"), values, strict=True)),
+            )
+
+
+async def test_deletes_cascade_and_classes_are_restricted(client: httpx.AsyncClient, engine: Engine) -> None:
+    ds, run = await _seed(client)
+    assert _count(engine, "SELECT count(*) FROM predictions WHERE model_run_id = :r", r=run) == 4
+    cls = _count(engine, "SELECT min(class_id) FROM predictions WHERE model_run_id = :r", r=run)
+    with pytest.raises(IntegrityError, match="still used by predictions"), engine.begin() as conn:
+        conn.execute(text("DELETE FROM annotations WHERE class_id = :c"), {"c": cls})
+        conn.execute(text("DELETE FROM classes WHERE id = :c"), {"c": cls})
+    with engine.begin() as conn:
+        conn.execute(
+            text("DELETE FROM data_rows WHERE dataset_id = :ds AND global_key = 'img/a.jpg'"), {"ds": ds}
+        )
+    assert _count(engine, "SELECT count(*) FROM predictions WHERE model_run_id = :r", r=run) == 2
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM model_runs WHERE id = :r"), {"r": run})
+    assert _count(engine, "SELECT count(*) FROM predictions WHERE model_run_id = :r", r=run) == 0
