@@ -5,7 +5,8 @@ PY := $(VENV)/bin/python
 UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 PYTEST_ARGS ?=
 
-.PHONY: install demo test lint typecheck stack-up stack-down clean
+.PHONY: install demo test lint typecheck stack-up stack-down clean browser
+
 
 $(UV):
 	python3 -m pip install --quiet --user uv || python3 -m pip install --quiet uv
@@ -22,7 +23,13 @@ lint:
 typecheck:
 	$(VENV)/bin/mypy shared services blindspot
 
-test: install
+# Debian's chromium for the browser tests (tests/e2e); they skip, saying why, where it cannot be installed.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null); } || \
+	  echo "chromium not installed: browser tests will be skipped"
+
+test: install browser
 	$(VENV)/bin/blindspot stack deps
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports

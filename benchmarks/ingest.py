@@ -23,6 +23,7 @@ import sys
 import tarfile
 import tempfile
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -107,6 +108,8 @@ def main() -> None:
     ap.add_argument("--boxes", type=int, default=300_000, help="prediction boxes to import")
     ap.add_argument("--rows", type=int, default=5000, help="data rows the predictions spread over")
     ap.add_argument("--batch", type=int, default=100, help="images per streaming request (as the CLI)")
+    ap.add_argument("--rounds", type=int, default=3, help="alternating raw/full rounds")
+    ap.add_argument("--parallel", type=int, default=2, help="requests in flight (as the CLI)")
     ap.add_argument("--workers", type=int, default=get_settings().ingest.workers)
     args = ap.parse_args()
 
@@ -178,22 +181,15 @@ def main() -> None:
         raw_imgs = make_images(args.images, args.width, args.height, seed=1)
         svc_imgs = make_images(args.images, args.width, args.height, seed=2)
         raw_limit(raw_imgs[: min(20, len(raw_imgs))], store, limits, args.workers)  # warm-up
-        raw = raw_limit(raw_imgs, store, limits, args.workers)
-        print(f"raw limit measured: {raw:.1f} images/s", flush=True)
 
         headers = internal_headers(ws)
         with httpx.Client(base_url=url, headers=headers, timeout=600) as client:
             ds = client.post("/v1/datasets", json={"name": "bench"}).json()["id"]
             warm = [(f"warm/{i}.jpg", d) for i, d in enumerate(raw_imgs[:20])]
             client.post(f"/v1/datasets/{ds}/rows:stream", content=tar_stream(warm)).raise_for_status()
-            t0 = time.perf_counter()
-            for start in range(0, len(svc_imgs), args.batch):
-                part = [
-                    (f"bench/{i:06d}.jpg", svc_imgs[i])
-                    for i in range(start, min(start + args.batch, len(svc_imgs)))
-                ]
 
-                def body(part: list[tuple[str, bytes]] = part) -> object:
+            def send(part: list[tuple[str, bytes]]) -> None:
+                def body() -> Iterator[bytes]:
                     data = tar_stream(part)
                     for i in range(0, len(data), 1 << 20):
                         yield data[i : i + (1 << 20)]
@@ -201,8 +197,26 @@ def main() -> None:
                 r = client.post(f"/v1/datasets/{ds}/rows:stream", content=body())
                 r.raise_for_status()
                 assert r.json()["created"] == len(part), r.text
-            full = len(svc_imgs) / (time.perf_counter() - t0)
-            print(f"full path measured: {full:.1f} images/s", flush=True)
+
+            # Alternate raw and full rounds so that load drifting on the machine hits both alike.
+            raw_s = full_s = 0.0
+            per_round = -(-len(svc_imgs) // args.rounds)
+            for k in range(args.rounds):
+                lo, hi = k * per_round, min((k + 1) * per_round, len(svc_imgs))
+                t0 = time.perf_counter()
+                raw_limit(raw_imgs[lo:hi], store, limits, args.workers)
+                raw_s += time.perf_counter() - t0
+                names = [(f"bench/{i:06d}.jpg", svc_imgs[i]) for i in range(lo, hi)]
+                parts = [names[j : j + args.batch] for j in range(0, len(names), args.batch)]
+                t0 = time.perf_counter()
+                with ThreadPoolExecutor(args.parallel) as senders:
+                    list(senders.map(send, parts))
+                full_s += time.perf_counter() - t0
+                print(
+                    f"round {k + 1}/{args.rounds}: raw {raw_s:.1f} s, full {full_s:.1f} s so far", flush=True
+                )
+            raw = len(raw_imgs) / raw_s
+            full = len(svc_imgs) / full_s
 
             # ---- predictions: rows exist (inserted directly, not timed), then one COCO results import
             with engine.begin() as conn:

@@ -16,6 +16,7 @@ import sqlalchemy.exc as sa_exc
 import urllib3
 from celery import Celery, Task
 from kombu import Queue as KombuQueue
+from kombu.transport import redis as kombu_redis
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
@@ -40,8 +41,28 @@ RETRYABLE: tuple[type[BaseException], ...] = (
 )
 
 
+class _RedisChannel(kombu_redis.Channel):
+    def _connparams(self, asynchronous: bool = False) -> Any:
+        # kombu bug: when the broker connection is lost while messages are unacked (acks_late, ETA tasks),
+        # closing the channel restores them through a transport whose client is already None and the
+        # worker dies with AttributeError ('NoneType' has no attribute 'hostname'). Raise a connection
+        # error instead: kombu ignores it, the worker reconnects, and the unacked messages come back after
+        # the visibility timeout.
+        if self.connection.client is None:
+            raise redis_exc.ConnectionError("the broker connection is already closed")
+        return super()._connparams(asynchronous=asynchronous)
+
+
+class RedisTransport(kombu_redis.Transport):
+    """kombu's Redis transport with the reconnect fix above (``broker_transport`` for redis:// URLs)."""
+
+    Channel = _RedisChannel
+
+
 def make_celery(name: str, settings: Settings, *, include: list[str] | None = None) -> Celery:
     app = Celery(name, broker=settings.broker_url, backend=settings.result_backend, include=include or [])
+    if settings.broker_url.startswith("redis://"):  # rediss:// keeps kombu's own (its TLS set-up)
+        app.conf.broker_transport = f"{__name__}:RedisTransport"
     c = settings.celery
     app.conf.update(
         task_acks_late=True,

@@ -29,6 +29,7 @@ def configure_logging(level: str = "INFO") -> None:
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         _redact,
+        structlog.processors.format_exc_info,  # exc_info -> "exception": the formatted traceback
     ]
     structlog.configure(
         processors=[*shared_processors, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],

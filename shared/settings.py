@@ -203,6 +203,12 @@ class IngestSettings(BaseModel):
 
 class SearchSettings(BaseModel):
     embed_batch: int = Field(default=16, ge=1, le=256, description="Images per embedding model call.")
+    task_rows: int = Field(
+        default=64,
+        ge=1,
+        description="Rows one search.embed_rows/embed_objects task embeds; it re-queues the rest as a new"
+        " task, so each stays far under the task time limit.",
+    )
     onnx_threads: int = Field(default=0, ge=0, description="ONNX Runtime intra-op threads (0 = all cores).")
     max_window: int = Field(
         default=5000, ge=100, description="Deepest result a similarity query pages to (offset + limit)."
@@ -213,7 +219,9 @@ class SearchSettings(BaseModel):
     crop_context: float = Field(
         default=0.1, ge=0, le=1, description="Context added around a box before embedding its crop."
     )
-    min_crop_px: int = Field(default=4, ge=1, description="Boxes smaller than this (w or h) get no embedding.")
+    min_crop_px: int = Field(
+        default=4, ge=1, description="Boxes smaller than this (w or h) get no embedding."
+    )
     inprocess_worker: bool = Field(
         default=True,
         description="With an embedded vector store (no BLINDSPOT_QDRANT__URL), the search API also consumes"

@@ -10,6 +10,7 @@ import json
 import tarfile
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -113,6 +114,7 @@ def upload(
     dataset: str = typer.Option(..., "--dataset", "-d", help="Dataset id or name."),
     create: bool = typer.Option(True, help="Create the dataset if the name is new."),
     batch: int = typer.Option(200, min=1, help="Images per streamed request (each request is atomic)."),
+    parallel: int = typer.Option(2, min=1, max=16, help="Requests in flight at once."),
     url: str | None = UrlOpt,
     api_key: str | None = KeyOpt,
     workspace: int | None = WsOpt,
@@ -136,21 +138,24 @@ def upload(
         ) as bar:
             task = bar.add_task("images", total=len(files))
             bytes_task = bar.add_task("bytes", total=total_bytes, visible=False)
-            for start in range(0, len(files), batch):
-                part = files[start : start + batch]
 
-                def advance(n: int) -> None:
-                    bar.advance(task)
-                    bar.advance(bytes_task, n)
+            def advance(n: int) -> None:
+                bar.advance(task)
+                bar.advance(bytes_task, n)
 
+            def send(part: list[Path]) -> dict[str, Any]:
                 r = c.post(
                     f"/v1/datasets/{ds}/rows:stream",
                     content=tar_chunks(folder, part, advance),
                     headers={"Content-Type": "application/x-tar"},
                 )
-                body = check(r)
-                for k in totals:
-                    totals[k] += body[k]
+                return dict(check(r))
+
+            parts = [files[i : i + batch] for i in range(0, len(files), batch)]
+            with ThreadPoolExecutor(parallel) as pool:
+                for body in pool.map(send, parts):
+                    for k in totals:
+                        totals[k] += body[k]
     console.print(
         f"dataset {ds}: {totals['created']} created, {totals['updated']} updated, {totals['unchanged']} unchanged"
     )

@@ -10,10 +10,11 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
 import httpx
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import ORJSONResponse
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.gateway.api import (
     auth,
@@ -32,7 +33,7 @@ from shared.celery import make_celery
 from shared.db.session import make_async_engine, make_async_sessionmaker
 from shared.errors import NotFound
 from shared.health import postgres_check
-from shared.http import health_router, install_error_handlers
+from shared.http import error_response, health_router, install_error_handlers
 from shared.logging import configure_logging
 from shared.settings import Settings, get_settings
 
@@ -109,6 +110,14 @@ def create_app(
         openapi_tags=OPENAPI_TAGS,
     )
     install_error_handlers(app)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> ORJSONResponse:
+        codes = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 403: "forbidden"}
+        response = error_response(exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail))
+        for k, v in (exc.headers or {}).items():
+            response.headers[k] = v
+        return response
 
     async def db_ready() -> None:
         await postgres_check(app.state.gw.engine)()

@@ -22,6 +22,7 @@ from services.search import tasks
 from services.search.api import projections, similar, slices
 from services.search.indexing import Blobs, ensure_collections
 from services.search.runtime import Runtime, Sender
+from services.search.worker import INPROCESS_HOSTNAME
 from services.search.worker import app as celery_app
 from shared.adapters.vectors import VectorStore, open_vector_store
 from shared.celery import send
@@ -51,7 +52,7 @@ class InProcessWorker:
             pool_cls="solo",
             concurrency=1,
             queues=[Queue.embeddings.value],
-            hostname="search-api@%h",
+            hostname=INPROCESS_HOSTNAME,
             without_heartbeat=True,
             without_mingle=True,
             without_gossip=True,

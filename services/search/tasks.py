@@ -62,12 +62,15 @@ def runtime() -> Runtime:
 def embed_rows(**kwargs: Any) -> dict[str, Any]:
     p = EmbedRowsPayload.model_validate(kwargs)
     rt = runtime()
+    n = rt.settings.search.task_rows
+    head, rest = p.data_row_ids[:n], p.data_row_ids[n:]
     with session_scope(rt.sessions) as session:
-        res = indexing.embed_rows(
-            session, rt.store, rt.embedder, rt.blobs, rt.settings, p.workspace_id, p.data_row_ids
-        )
-        follow = MatchSlicesPayload(workspace_id=p.workspace_id, data_row_ids=p.data_row_ids)
+        res = indexing.embed_rows(session, rt.store, rt.embedder, rt.blobs, rt.settings, p.workspace_id, head)
+        follow = MatchSlicesPayload(workspace_id=p.workspace_id, data_row_ids=head)
         on_commit(session, partial(rt.send, TaskName.search_match_slices, follow))
+        if rest:
+            more = EmbedRowsPayload(workspace_id=p.workspace_id, data_row_ids=rest)
+            on_commit(session, partial(rt.send, TaskName.search_embed_rows, more))
     log.info("embedded rows", workspace_id=p.workspace_id, **asdict(res))
     return asdict(res)
 
@@ -76,10 +79,15 @@ def embed_rows(**kwargs: Any) -> dict[str, Any]:
 def embed_objects(**kwargs: Any) -> dict[str, Any]:
     p = EmbedObjectsPayload.model_validate(kwargs)
     rt = runtime()
+    n = rt.settings.search.task_rows
+    head, rest = p.data_row_ids[:n], p.data_row_ids[n:]
     with session_scope(rt.sessions) as session:
         res = indexing.embed_objects(
-            session, rt.store, rt.embedder, rt.blobs, rt.settings, p.model_run_id, p.data_row_ids
+            session, rt.store, rt.embedder, rt.blobs, rt.settings, p.model_run_id, head
         )
+        if rest:
+            more = EmbedObjectsPayload(model_run_id=p.model_run_id, data_row_ids=rest)
+            on_commit(session, partial(rt.send, TaskName.search_embed_objects, more))
     log.info("embedded objects", model_run_id=p.model_run_id, **asdict(res))
     return asdict(res)
 

@@ -416,7 +416,8 @@ class EdgeStore:
             shard.query_batch(e.QueryBatchRequest(queries)) if len(queries) > 1 else [shard.query(queries[0])]
         )
         return [
-            [Hit(id=_pid(p.id), score=float(p.score), payload=dict(p.payload or {})) for p in r] for r in results
+            [Hit(id=_pid(p.id), score=float(p.score), payload=dict(p.payload or {})) for p in r]
+            for r in results
         ]
 
     def retrieve(

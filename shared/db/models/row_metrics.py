@@ -59,6 +59,7 @@ class RowClassMetrics(_RowMetricColumns, Base):
     __tablename__ = "row_class_metrics"
     __table_args__ = (
         Index("ix_row_class_metrics_run_class", "model_run_id", "class_id", "data_row_id"),
+        Index("ix_row_class_metrics_run_row", "model_run_id", "data_row_id"),  # migration metrics01
         {"postgresql_partition_by": "HASH (model_run_id)"},
     )
 

@@ -11,9 +11,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
 from blindspot.stack.probe import postgres_error, redis_error
+from blindspot.stack.runner import SERVICES
 from shared.settings import REPO_ROOT
 
 pytestmark = pytest.mark.integration
@@ -81,9 +83,14 @@ def test_prod_with_a_placeholder_secret_names_it(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_up_starts_its_own_servers_and_down_stops_only_those(tmp_path: Path) -> None:
+def test_up_brings_everything_up_and_down_stops_only_what_it_started(tmp_path: Path) -> None:
     pg, rd, s3 = free_port(), free_port(), free_port()
+    service_ports = {name: free_port() for name in SERVICES}
     env = {
+        **{
+            f"BLINDSPOT_SERVICES__{name.upper()}": f"http://127.0.0.1:{port}"
+            for name, port in service_ports.items()
+        },
         "BLINDSPOT_STACK_DIR": str(tmp_path / "stack"),
         "BLINDSPOT_DATABASE__URL": f"postgresql+psycopg://postgres@127.0.0.1:{pg}/blindspot",
         "BLINDSPOT_REDIS__URL": f"redis://127.0.0.1:{rd}/0",
@@ -92,9 +99,14 @@ def test_up_starts_its_own_servers_and_down_stops_only_those(tmp_path: Path) -> 
         "BLINDSPOT_QDRANT__PATH": str(tmp_path / "qdrant"),
     }
     try:
-        result = run("up", "--no-services", env=env)
+        result = run("up", "--timeout", "240", env=env, timeout=400)
         assert result.returncode == 0, result.stdout + result.stderr
         assert "migrated to head" in result.stdout
+        assert "every /readyz is green" in result.stdout
+        for name, port in service_ports.items():
+            ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=10)
+            assert ready.status_code == 200, (name, ready.text)
+            assert all(check["ok"] for check in ready.json()["checks"].values())
         for name in ("postgres", "redis", "s3"):
             assert any(line.split()[:2] == [name, "started"] for line in result.stdout.splitlines()), name
         assert (tmp_path / "qdrant").is_dir()
@@ -105,17 +117,20 @@ def test_up_starts_its_own_servers_and_down_stops_only_those(tmp_path: Path) -> 
             assert conn.execute("SELECT version_num FROM alembic_version").fetchone() is not None
 
         # A second `up` reuses what runs (idempotent), and `status` reports it as the stack's own.
-        again = run("up", "--no-services", env=env)
+        again = run("up", env=env)
         assert again.returncode == 0, again.stderr
-        assert "started" not in again.stdout
+        assert " started " not in again.stdout
         status = run("status", env=env)
         rows = {line.split()[0]: line.split()[1] for line in status.stdout.splitlines() if line.strip()}
         assert rows["postgres"] == rows["redis"] == rows["s3"] == "running"
-        assert rows["gateway"] == "down" and status.returncode == 1
+        assert all(rows[name] == "ready" for name in SERVICES) and status.returncode == 0
     finally:
         down = run("down", env=env)
     assert down.returncode == 0, down.stderr
-    assert down.stdout.count("stopped") == 3, down.stdout
+    assert down.stdout.count("stopped") == 4, down.stdout  # honcho + the three servers
+    for port in service_ports.values():
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
     assert postgres_error(env["BLINDSPOT_DATABASE__URL"]) is not None
     assert redis_error(env["BLINDSPOT_REDIS__URL"]) is not None
     # The machine's shared servers were never touched.

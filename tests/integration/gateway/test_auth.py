@@ -25,7 +25,9 @@ async def test_workspace_bootstrap_needs_the_token(gw: httpx.AsyncClient) -> Non
     assert me.json() == {"workspace_id": ws.id, "key_id": me.json()["key_id"], "scopes": ["admin"]}
 
 
-async def test_keys_are_stored_hashed_and_shown_once(gw: httpx.AsyncClient, world: World, engine: Engine) -> None:
+async def test_keys_are_stored_hashed_and_shown_once(
+    gw: httpx.AsyncClient, world: World, engine: Engine
+) -> None:
     r = await gw.post("/v1/api-keys", json={"name": "ci", "scopes": ["read"]}, headers=world.ws.h())
     assert r.status_code == 201
     created = r.json()
@@ -33,7 +35,9 @@ async def test_keys_are_stored_hashed_and_shown_once(gw: httpx.AsyncClient, worl
     assert key.startswith(f"bsk_{created['prefix']}_")
     secret = key.split("_", 2)[2]
     with engine.connect() as conn:
-        stored = conn.execute(text("SELECT key_hash FROM api_keys WHERE id = :i"), {"i": created["id"]}).scalar_one()
+        stored = conn.execute(
+            text("SELECT key_hash FROM api_keys WHERE id = :i"), {"i": created["id"]}
+        ).scalar_one()
     assert secret not in stored and len(stored) == 64
     listed = (await gw.get("/v1/api-keys", headers=world.ws.h())).json()["keys"]
     mine = next(k for k in listed if k["id"] == created["id"])
@@ -45,7 +49,9 @@ async def test_keys_are_stored_hashed_and_shown_once(gw: httpx.AsyncClient, worl
 
 
 async def test_revoked_key_is_refused(gw: httpx.AsyncClient, world: World) -> None:
-    key = (await gw.post("/v1/api-keys", json={"name": "tmp", "scopes": ["write"]}, headers=world.ws.h())).json()
+    key = (
+        await gw.post("/v1/api-keys", json={"name": "tmp", "scopes": ["write"]}, headers=world.ws.h())
+    ).json()
     h = {"Authorization": f"Bearer {key['key']}"}
     assert (await gw.get("/v1/me", headers=h)).status_code == 200
     r = await gw.delete(f"/v1/api-keys/{key['id']}", headers=world.ws.h())
@@ -80,13 +86,19 @@ async def test_scopes_nest_and_cannot_escalate(gw: httpx.AsyncClient, world: Wor
     r = await gw.post("/v1/projects", json={"name": "p-scope"}, headers=read)
     assert r.status_code == 403 and r.json()["context"]["required_scope"] == "write"
     assert (await gw.get("/v1/api-keys", headers=write)).status_code == 403
-    assert (await gw.post("/v1/api-keys", json={"name": "x", "scopes": ["admin"]}, headers=write)).status_code == 403
+    assert (
+        await gw.post("/v1/api-keys", json={"name": "x", "scopes": ["admin"]}, headers=write)
+    ).status_code == 403
     assert (await gw.get("/v1/runs", headers=read)).status_code == 200
 
 
-async def test_no_secret_in_logs(gw: httpx.AsyncClient, world: World, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]) -> None:
+async def test_no_secret_in_logs(
+    gw: httpx.AsyncClient, world: World, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+) -> None:
     caplog.set_level(logging.DEBUG)
-    created = (await gw.post("/v1/api-keys", json={"name": "log", "scopes": ["read"]}, headers=world.ws.h())).json()
+    created = (
+        await gw.post("/v1/api-keys", json={"name": "log", "scopes": ["read"]}, headers=world.ws.h())
+    ).json()
     key = created["key"]
     await gw.get("/v1/me", headers={"Authorization": f"Bearer {key}"})
     await gw.get("/v1/me", headers={"Authorization": f"Bearer {key}x"})

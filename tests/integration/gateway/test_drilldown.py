@@ -14,7 +14,9 @@ from tests.fixtures.gateway import World
 pytestmark = pytest.mark.integration
 
 
-async def gallery_total(gw: httpx.AsyncClient, world: World, run_id: int, flt: dict[str, Any], **kw: Any) -> int:
+async def gallery_total(
+    gw: httpx.AsyncClient, world: World, run_id: int, flt: dict[str, Any], **kw: Any
+) -> int:
     r = await gw.post(
         f"/v1/runs/{run_id}/gallery",
         json={"filter": flt, "limit": 1, "include_total": True, **kw},
@@ -57,14 +59,20 @@ async def test_histogram_bucket_counts_equal_their_gallery(
         expected = sum(1 for rid in run.row_ids if split is None or run.split_of[rid] == split)
     else:
         cid = world.class_ids[class_name]
-        expected = sum(1 for (rid, c) in run.class_metrics if c == cid and (split is None or run.split_of[rid] == split))
+        expected = sum(
+            1 for (rid, c) in run.class_metrics if c == cid and (split is None or run.split_of[rid] == split)
+        )
     assert sum(b["count"] for b in buckets) == expected
 
 
-async def test_histogram_edges_are_half_open_with_a_closed_last_bucket(gw: httpx.AsyncClient, world: World) -> None:
+async def test_histogram_edges_are_half_open_with_a_closed_last_bucket(
+    gw: httpx.AsyncClient, world: World
+) -> None:
     run = world.runs[0]
     r = await gw.get(
-        f"/v1/runs/{run.id}/metrics/histogram", params={"metric": "recall", "bins": 5}, headers=world.ws.h(world.ws.read)
+        f"/v1/runs/{run.id}/metrics/histogram",
+        params={"metric": "recall", "bins": 5},
+        headers=world.ws.h(world.ws.read),
     )
     buckets = [b for b in r.json()["buckets"] if b["lo"] is not None]
     assert [b["lo"] for b in buckets] == [0.0, 0.2, 0.4, 0.6, 0.8]
@@ -88,21 +96,34 @@ async def test_histogram_at_query_thresholds(gw: httpx.AsyncClient, world: World
 
 
 @pytest.mark.parametrize("split", [None, "train"])
-async def test_confusion_cells_link_to_their_rows(gw: httpx.AsyncClient, world: World, split: str | None) -> None:
+async def test_confusion_cells_link_to_their_rows(
+    gw: httpx.AsyncClient, world: World, split: str | None
+) -> None:
     run = world.runs[0]
     params = {"split": split} if split else {}
     r = await gw.get(f"/v1/runs/{run.id}/metrics/confusion", params=params, headers=world.ws.h(world.ws.read))
     assert r.status_code == 200, r.text
     cells = r.json()["cells"]
-    kinds = {(c["gt_class"] is None, c["pred_class"] is None, c["gt_class"] == c["pred_class"]) for c in cells}
-    assert (True, False, False) in kinds and (False, True, False) in kinds  # background FP and missed GT cells
+    kinds = {
+        (c["gt_class"] is None, c["pred_class"] is None, c["gt_class"] == c["pred_class"]) for c in cells
+    }
+    assert (True, False, False) in kinds and (
+        False,
+        True,
+        False,
+    ) in kinds  # background FP and missed GT cells
     for cell in cells:
         assert await gallery_total(gw, world, run.id, cell["filter"]) == cell["rows"], cell
         assert cell["count"] >= cell["rows"]
     # object counts agree with the fixture's matches
     if split is None:
-        tp_objects = sum(1 for m in run.matches if m["kind"] == "pred" and m["status"] == "TP" and m["confidence"] >= 0.5)
-        assert sum(c["count"] for c in cells if c["gt_class"] is not None and c["gt_class"] == c["pred_class"]) == tp_objects
+        tp_objects = sum(
+            1 for m in run.matches if m["kind"] == "pred" and m["status"] == "TP" and m["confidence"] >= 0.5
+        )
+        assert (
+            sum(c["count"] for c in cells if c["gt_class"] is not None and c["gt_class"] == c["pred_class"])
+            == tp_objects
+        )
 
 
 async def test_auto_slices_counts_equal_their_gallery(gw: httpx.AsyncClient, world: World) -> None:
@@ -142,11 +163,15 @@ async def test_class_table_curves_and_tide(gw: httpx.AsyncClient, world: World, 
             ],
         )  # fmt: skip
     h = world.ws.h(world.ws.read)
-    table = (await gw.get(f"/v1/runs/{run.id}/metrics/classes", params={"split": "all"}, headers=h)).json()["classes"]
+    table = (await gw.get(f"/v1/runs/{run.id}/metrics/classes", params={"split": "all"}, headers=h)).json()[
+        "classes"
+    ]
     assert [(c["class_id"], c["class_name"]) for c in table] == [(0, None), (person, "person")]
     all_splits = (await gw.get(f"/v1/runs/{run.id}/metrics/classes", headers=h)).json()["classes"]
     assert {c["split"] for c in all_splits} == {"all", "validation"}
-    curves = (await gw.get(f"/v1/runs/{run.id}/metrics/curves", params={"class_name": "person"}, headers=h)).json()
+    curves = (
+        await gw.get(f"/v1/runs/{run.id}/metrics/curves", params={"class_name": "person"}, headers=h)
+    ).json()
     assert curves["curves"][0]["pr_curve"]["precision"] == [1, 0.8, 0.4]
     assert curves["curves"][0]["best_f1"] == 0.7
     tide = (await gw.get(f"/v1/runs/{run.id}/metrics/tide", headers=h)).json()["rows"]

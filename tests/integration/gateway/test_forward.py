@@ -37,7 +37,10 @@ async def fwd(db_url: str) -> AsyncIterator[httpx.AsyncClient]:
             await stack.enter_async_context(app.router.lifespan_context(app))
         gateway = create_app(
             settings,
-            upstream_transports={"ingest": httpx.ASGITransport(app=ingest), "search": httpx.ASGITransport(app=search)},
+            upstream_transports={
+                "ingest": httpx.ASGITransport(app=ingest),
+                "search": httpx.ASGITransport(app=search),
+            },
         )
         await stack.enter_async_context(gateway.router.lifespan_context(gateway))
         client = httpx.AsyncClient(transport=httpx.ASGITransport(app=gateway), base_url="http://gateway")
@@ -60,14 +63,20 @@ async def test_datasets_and_slices_are_per_workspace(fwd: httpx.AsyncClient) -> 
     rows = await fwd.get(f"/v1/datasets/{ds_id}/rows", params={"limit": 5}, headers=a.h(a.read))
     assert rows.status_code == 200, rows.text
 
-    s = await fwd.post("/v1/slices", json={"name": "unlabeled", "filter": {"annotation": "none"}}, headers=a.h(a.write))
+    s = await fwd.post(
+        "/v1/slices", json={"name": "unlabeled", "filter": {"annotation": "none"}}, headers=a.h(a.write)
+    )
     assert s.status_code == 201, s.text
     slice_id = s.json()["id"]
     listed_b = (await fwd.get("/v1/slices", headers=b.h(b.read))).json()["slices"]
     assert slice_id not in {x["id"] for x in listed_b}
-    cat_a = await fwd.post("/v1/catalog/query", json={"selection": {"slice_id": slice_id}}, headers=a.h(a.read))
+    cat_a = await fwd.post(
+        "/v1/catalog/query", json={"selection": {"slice_id": slice_id}}, headers=a.h(a.read)
+    )
     assert cat_a.status_code == 200
-    cat_b = await fwd.post("/v1/catalog/query", json={"selection": {"slice_id": slice_id}}, headers=b.h(b.read))
+    cat_b = await fwd.post(
+        "/v1/catalog/query", json={"selection": {"slice_id": slice_id}}, headers=b.h(b.read)
+    )
     assert cat_b.status_code == 404
     # the upstream's own refusals keep the one error shape
     bad = await fwd.post("/v1/slices", json={"name": ""}, headers=a.h(a.write))
@@ -90,11 +99,14 @@ async def test_absent_service_is_a_503(db_url: str) -> None:
     settings = gateway_settings(db_url)
     settings.services.ingest = "http://127.0.0.1:9"
     app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as client:
-            ws = await new_workspace(client)
-            for method, path, body in (("get", "/v1/datasets", None), ("post", "/v1/runs", {"name": "r"})):
-                r = await client.request(method, path, json=body, headers=ws.h())
-                assert r.status_code == 503, r.text
-                err: dict[str, Any] = r.json()
-                assert err["error"] == "dependency_unavailable" and err["context"]["service"] == "ingest"
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://gw") as client,
+    ):
+        ws = await new_workspace(client)
+        for method, path, body in (("get", "/v1/datasets", None), ("post", "/v1/runs", {"name": "r"})):
+            r = await client.request(method, path, json=body, headers=ws.h())
+            assert r.status_code == 503, r.text
+            err: dict[str, Any] = r.json()
+            assert err["error"] == "dependency_unavailable" and err["context"]["service"] == "ingest"

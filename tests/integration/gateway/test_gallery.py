@@ -12,7 +12,9 @@ from tests.fixtures.gateway import GRID, World
 pytestmark = pytest.mark.integration
 
 
-async def all_rows(gw: httpx.AsyncClient, world: World, run_id: int, body: dict[str, Any]) -> list[dict[str, Any]]:
+async def all_rows(
+    gw: httpx.AsyncClient, world: World, run_id: int, body: dict[str, Any]
+) -> list[dict[str, Any]]:
     """Every page of a query, following next_cursor."""
     rows: list[dict[str, Any]] = []
     cursor = None
@@ -54,7 +56,9 @@ async def test_single_metric_filter_matches_python(
 ) -> None:
     run = world.runs[0]
     expected = sorted(r for r, m in run.row_metrics.items() if OPS[op](m[COL[field]], value))
-    got = await all_rows(gw, world, run.id, {"filter": {"all": [{"field": field, "op": op, "value": value}]}, "limit": 7})
+    got = await all_rows(
+        gw, world, run.id, {"filter": {"all": [{"field": field, "op": op, "value": value}]}, "limit": 7}
+    )
     assert ids(got) == expected
     assert expected, "the fixture should produce rows for every tested filter"
 
@@ -76,7 +80,11 @@ async def test_sort_and_keyset_pages_cover_every_row_once(
 async def test_class_restricted_filter_and_sort(gw: httpx.AsyncClient, world: World) -> None:
     run = world.runs[0]
     person = world.class_ids["person"]
-    expected_rows = [(m["recall"], r) for (r, c), m in run.class_metrics.items() if c == person and m["recall"] is not None and m["recall"] < 1.0]
+    expected_rows = [
+        (m["recall"], r)
+        for (r, c), m in run.class_metrics.items()
+        if c == person and m["recall"] is not None and m["recall"] < 1.0
+    ]
     body = {
         "filter": {"all": [{"field": "recall", "class_name": "person", "op": "lt", "value": 1.0}]},
         "sort": {"field": "recall", "class_name": "person", "order": "asc"},
@@ -100,10 +108,20 @@ async def test_attribute_filters(gw: httpx.AsyncClient, world: World) -> None:
     assert await q({"field": "class_in_gt", "op": "eq", "value": "dog"}) == sorted(
         r for r in run.row_ids if any(c == dog for _, c, _ in world.gt[r])
     )
-    assert await q({"field": "annotation", "op": "eq", "value": "none"}) == sorted(r for r in run.row_ids if not world.gt[r])
-    errs = {m["data_row_id"] for m in run.matches if m["error_type"] == "bkg" and m["confidence"] is not None and m["confidence"] >= 0.5}
+    assert await q({"field": "annotation", "op": "eq", "value": "none"}) == sorted(
+        r for r in run.row_ids if not world.gt[r]
+    )
+    errs = {
+        m["data_row_id"]
+        for m in run.matches
+        if m["error_type"] == "bkg" and m["confidence"] is not None and m["confidence"] >= 0.5
+    }
     assert await q({"field": "error_type", "op": "eq", "value": "bkg"}) == sorted(errs)
-    preds_dog = {m["data_row_id"] for m in run.matches if m["kind"] == "pred" and m["class_id"] == dog and m["confidence"] >= 0.5}
+    preds_dog = {
+        m["data_row_id"]
+        for m in run.matches
+        if m["kind"] == "pred" and m["class_id"] == dog and m["confidence"] >= 0.5
+    }
     assert await q({"field": "class_in_pred", "op": "in", "value": ["dog"]}) == sorted(preds_dog)
     # metadata: equality via JSON containment, numbers compared as numbers
     got_rain = await q({"field": "metadata.weather", "op": "eq", "value": "rain"})
@@ -124,13 +142,18 @@ async def test_rows_carry_objects_status_and_presigned_urls(gw: httpx.AsyncClien
     for m in run.matches:
         if m["kind"] == "pred" and m["confidence"] < 0.5:
             continue
-        objs = [o for o in by_row[m["data_row_id"]]["objects"] if o["kind"] == m["kind"] and o["id"] == m["object_id"]]
+        objs = [
+            o
+            for o in by_row[m["data_row_id"]]["objects"]
+            if o["kind"] == m["kind"] and o["id"] == m["object_id"]
+        ]
         assert len(objs) == 1
         assert objs[0]["status"] == m["status"]
         assert objs[0]["error_type"] == m["error_type"]
     hidden = [m for m in run.matches if m["kind"] == "pred" and m["confidence"] < 0.5]
     assert hidden and all(
-        m["object_id"] not in {o["id"] for o in by_row[m["data_row_id"]]["objects"] if o["kind"] == "pred"} for m in hidden
+        m["object_id"] not in {o["id"] for o in by_row[m["data_row_id"]]["objects"] if o["kind"] == "pred"}
+        for m in hidden
     )
     row = page["rows"][0]
     assert "X-Amz-Signature=" in row["thumbnail_url"] and "X-Amz-Expires=900" in row["thumbnail_url"]
@@ -172,7 +195,9 @@ async def test_thresholds_per_query_recompute_from_matches(gw: httpx.AsyncClient
             if e[k] is not None:
                 assert row["metrics"][k] == pytest.approx(e[k])
     # a filter at those thresholds selects on the recomputed values
-    got = await all_rows(gw, world, run.id, {**body, "filter": {"all": [{"field": "fp", "op": "gte", "value": 2}]}})
+    got = await all_rows(
+        gw, world, run.id, {**body, "filter": {"all": [{"field": "fp", "op": "gte", "value": 2}]}}
+    )
     assert ids(got) == sorted(r for r, e in exp.items() if e["fp"] >= 2)
     # predictions under the query's confidence are hidden, the others shown with status at these thresholds
     for row in page:
@@ -186,7 +211,9 @@ async def test_thresholds_per_query_recompute_from_matches(gw: httpx.AsyncClient
 async def test_thresholds_equal_to_the_runs_read_the_stored_rows(gw: httpx.AsyncClient, world: World) -> None:
     run = world.runs[0]
     plain = await all_rows(gw, world, run.id, {"limit": 200})
-    explicit = await all_rows(gw, world, run.id, {"limit": 200, "iou_threshold": 0.5, "confidence_threshold": 0.5})
+    explicit = await all_rows(
+        gw, world, run.id, {"limit": 200, "iou_threshold": 0.5, "confidence_threshold": 0.5}
+    )
     assert [r["metrics"] for r in plain] == [r["metrics"] for r in explicit]
 
 
@@ -194,7 +221,11 @@ async def test_total_on_request(gw: httpx.AsyncClient, world: World) -> None:
     run = world.runs[0]
     r = await gw.post(
         f"/v1/runs/{run.id}/gallery",
-        json={"filter": {"all": [{"field": "fn", "op": "gt", "value": 0}]}, "limit": 1, "include_total": True},
+        json={
+            "filter": {"all": [{"field": "fn", "op": "gt", "value": 0}]},
+            "limit": 1,
+            "include_total": True,
+        },
         headers=world.ws.h(world.ws.read),
     )
     assert r.json()["total"] == sum(1 for m in run.row_metrics.values() if m["fn"] > 0)
@@ -206,7 +237,10 @@ async def test_total_on_request(gw: httpx.AsyncClient, world: World) -> None:
         ({"filter": {"all": [{"field": "recal", "op": "lt", "value": 0.5}]}}, "recal"),
         ({"filter": {"all": [{"field": "iou", "op": "lt", "value": "low"}]}}, "iou"),
         ({"filter": {"all": [{"field": "iou", "op": "between", "value": [0.9, 0.1]}]}}, "iou"),
-        ({"filter": {"all": [{"field": "recall", "class_name": "unicorn", "op": "lt", "value": 1}]}}, "class_name"),
+        (
+            {"filter": {"all": [{"field": "recall", "class_name": "unicorn", "op": "lt", "value": 1}]}},
+            "class_name",
+        ),
         ({"filter": {"all": [{"field": "split", "op": "eq", "value": "holdout"}]}}, "split"),
         ({"filter": {"all": [{"field": "error_type", "op": "eq", "value": "oops"}]}}, "error_type"),
         ({"filter": {"all": [{"field": "annotation", "op": "eq", "value": "some"}]}}, "annotation"),
@@ -230,9 +264,13 @@ async def test_bad_query_is_400_naming_the_field(
 async def test_cursor_of_another_query_is_refused(gw: httpx.AsyncClient, world: World) -> None:
     run = world.runs[0]
     h = world.ws.h(world.ws.read)
-    first = (await gw.post(f"/v1/runs/{run.id}/gallery", json={"limit": 2, "sort": {"field": "iou"}}, headers=h)).json()
+    first = (
+        await gw.post(f"/v1/runs/{run.id}/gallery", json={"limit": 2, "sort": {"field": "iou"}}, headers=h)
+    ).json()
     r = await gw.post(
-        f"/v1/runs/{run.id}/gallery", json={"limit": 2, "sort": {"field": "f1"}, "cursor": first["next_cursor"]}, headers=h
+        f"/v1/runs/{run.id}/gallery",
+        json={"limit": 2, "sort": {"field": "f1"}, "cursor": first["next_cursor"]},
+        headers=h,
     )
     assert r.status_code == 400 and r.json()["context"]["field"] == "cursor"
 

@@ -20,8 +20,12 @@ async def test_catalog_selections(gw: httpx.AsyncClient, world: World) -> None:
     every = (await gw.post("/v1/catalog/query", json={"limit": 200}, headers=h)).json()["rows"]
     assert [r["data_row_id"] for r in every] == sorted(world.row_ids + world.unlabeled_ids)
     # "annotation is none" keeps unlabeled rows only
-    none = (await gw.post("/v1/catalog/query", json={"annotation": "none", "limit": 200}, headers=h)).json()["rows"]
-    assert {r["data_row_id"] for r in none} == set(world.unlabeled_ids) | {r for r in world.row_ids if not world.gt[r]}
+    none = (await gw.post("/v1/catalog/query", json={"annotation": "none", "limit": 200}, headers=h)).json()[
+        "rows"
+    ]
+    assert {r["data_row_id"] for r in none} == set(world.unlabeled_ids) | {
+        r for r in world.row_ids if not world.gt[r]
+    }
     assert all(r["num_annotations"] == 0 for r in none)
     # by a run's filter, paged
     run = world.runs[0]
@@ -40,10 +44,14 @@ async def test_catalog_selections(gw: httpx.AsyncClient, world: World) -> None:
     # by ids, restricted to datasets
     ids = world.row_ids[:4]
     sel = await gw.post(
-        "/v1/catalog/query", json={"selection": {"data_row_ids": ids}, "dataset_ids": [world.dataset_id]}, headers=h
+        "/v1/catalog/query",
+        json={"selection": {"data_row_ids": ids}, "dataset_ids": [world.dataset_id]},
+        headers=h,
     )
     assert [r["data_row_id"] for r in sel.json()["rows"]] == ids
-    bad = await gw.post("/v1/catalog/query", json={"selection": {"data_row_ids": ids, "slice_id": 1}}, headers=h)
+    bad = await gw.post(
+        "/v1/catalog/query", json={"selection": {"data_row_ids": ids, "slice_id": 1}}, headers=h
+    )
     assert bad.status_code == 422 and "selection" in bad.json()["detail"]
 
 
@@ -66,7 +74,9 @@ async def test_batches_are_idempotent_and_skip_rows_already_in_the_project(
     b = await gw.post(f"/v1/projects/{project['id']}/batches", json=body, headers=h)
     assert b.json()["batch"]["id"] == a.json()["batch"]["id"] and b.json()["replayed"] is True
     with engine.connect() as conn:
-        n = conn.execute(text("SELECT count(*) FROM batches WHERE idempotency_key = :k"), {"k": key}).scalar_one()
+        n = conn.execute(
+            text("SELECT count(*) FROM batches WHERE idempotency_key = :k"), {"k": key}
+        ).scalar_one()
     assert n == 1
     # the same key for a different batch is a conflict
     c = await gw.post(f"/v1/projects/{project['id']}/batches", json={**body, "name": "other"}, headers=h)
@@ -88,17 +98,27 @@ async def test_batches_are_idempotent_and_skip_rows_already_in_the_project(
     assert next(p for p in projects if p["id"] == project["id"])["num_rows"] == 10
     # bad priority / too large a selection: 4xx and nothing written
     bad = await gw.post(
-        f"/v1/projects/{project['id']}/batches", json={**body, "priority": 9, "idempotency_key": "x"}, headers=h
+        f"/v1/projects/{project['id']}/batches",
+        json={**body, "priority": 9, "idempotency_key": "x"},
+        headers=h,
     )
     assert bad.status_code == 422 and "priority" in bad.json()["detail"]
     big = await gw.post(
         f"/v1/projects/{project['id']}/batches",
-        json={**body, "idempotency_key": "too-big", "max_rows": 2, "selection": {"data_row_ids": world.row_ids}},
+        json={
+            **body,
+            "idempotency_key": "too-big",
+            "max_rows": 2,
+            "selection": {"data_row_ids": world.row_ids},
+        },
         headers=h,
     )
     assert big.status_code == 400 and big.json()["context"]["field"] == "selection"
     with engine.connect() as conn:
-        assert conn.execute(text("SELECT count(*) FROM batches WHERE idempotency_key = 'too-big'")).scalar_one() == 0
+        assert (
+            conn.execute(text("SELECT count(*) FROM batches WHERE idempotency_key = 'too-big'")).scalar_one()
+            == 0
+        )
 
 
 async def test_export_and_import_labels(
@@ -117,10 +137,16 @@ async def test_export_and_import_labels(
             headers=h,
         )
     ).json()["batch"]  # fmt: skip
-    ls = (await gw.get(f"/v1/batches/{batch['id']}/export", params={"format": "label_studio"}, headers=h)).json()
+    ls = (
+        await gw.get(f"/v1/batches/{batch['id']}/export", params={"format": "label_studio"}, headers=h)
+    ).json()
     assert [t["data"]["data_row_id"] for t in ls] == sorted(rows)
     assert all("X-Amz-Signature" in t["data"]["image"] for t in ls)
-    kept_preds = {m["object_id"] for m in run.matches if m["kind"] == "pred" and m["confidence"] >= 0.5 and m["data_row_id"] in rows}
+    kept_preds = {
+        m["object_id"]
+        for m in run.matches
+        if m["kind"] == "pred" and m["confidence"] >= 0.5 and m["data_row_id"] in rows
+    }
     exported = {int(r["id"][1:]) for t in ls for p in t.get("predictions", []) for r in p["result"]}
     assert exported == kept_preds
     coco = (await gw.get(f"/v1/batches/{batch['id']}/export", params={"format": "coco"}, headers=h)).json()
@@ -143,7 +169,9 @@ async def test_export_and_import_labels(
         boxes = conn.execute(
             text("SELECT x, y, w, h, class_id, source FROM annotations WHERE data_row_id = :r"), {"r": target}
         ).all()
-        n = conn.execute(text("SELECT num_annotations FROM data_rows WHERE id = :r"), {"r": target}).scalar_one()
+        n = conn.execute(
+            text("SELECT num_annotations FROM data_rows WHERE id = :r"), {"r": target}
+        ).scalar_one()
     assert [tuple(b) for b in boxes] == [(64.0, 96.0, 192.0, 192.0, world.class_ids["car"], "labeling")]
     assert n == 1
     # COCO import for an unlabeled row: it leaves "annotation is none"
@@ -152,18 +180,29 @@ async def test_export_and_import_labels(
                "annotations": [{"image_id": unl, "category_id": 1, "bbox": [1, 2, 30, 40]}]}  # fmt: skip
     r = await gw.post(f"/v1/batches/{batch['id']}/labels", json=coco_in, headers=h)
     assert r.status_code == 200 and r.json()["metrics_recompute"] == []
-    none = (await gw.post("/v1/catalog/query", json={"annotation": "none", "limit": 200}, headers=h)).json()["rows"]
+    none = (await gw.post("/v1/catalog/query", json={"annotation": "none", "limit": 200}, headers=h)).json()[
+        "rows"
+    ]
     assert unl not in {x["data_row_id"] for x in none}
     # refusals: a row outside the batch, an unknown class; nothing is written
     outside = world.row_ids[-1]
-    r = await gw.post(f"/v1/batches/{batch['id']}/labels", json=[{"data": {"data_row_id": outside}, "annotations": []}], headers=h)
+    r = await gw.post(
+        f"/v1/batches/{batch['id']}/labels",
+        json=[{"data": {"data_row_id": outside}, "annotations": []}],
+        headers=h,
+    )
     assert r.status_code == 400 and "not in this batch" in r.json()["detail"]
     bad_cls = [{"data": {"data_row_id": target}, "annotations": [{"result": [
         {"type": "rectanglelabels", "value": {"x": 1, "y": 1, "width": 1, "height": 1, "rectanglelabels": ["zebra"]}}]}]}]  # fmt: skip
     r = await gw.post(f"/v1/batches/{batch['id']}/labels", json=bad_cls, headers=h)
     assert r.status_code == 422 and "zebra" in r.json()["detail"]
     with engine.connect() as conn:
-        assert conn.execute(text("SELECT count(*) FROM annotations WHERE data_row_id = :r"), {"r": target}).scalar_one() == 1
+        assert (
+            conn.execute(
+                text("SELECT count(*) FROM annotations WHERE data_row_id = :r"), {"r": target}
+            ).scalar_one()
+            == 1
+        )
 
 
 async def test_compare_two_runs(gw: httpx.AsyncClient, world: World) -> None:
@@ -183,7 +222,11 @@ async def test_compare_two_runs(gw: httpx.AsyncClient, world: World) -> None:
     summary = (await gw.get(f"/v1/runs/{after.id}/compare/{before.id}", headers=h)).json()
     assert set(summary["counts"]) == {"fixed", "regressed", "new_error", "still_wrong"}
     for status, flt in summary["filters"].items():
-        r = await gw.post(f"/v1/runs/{after.id}/gallery", json={"filter": flt, "limit": 200, "include_total": True}, headers=h)
+        r = await gw.post(
+            f"/v1/runs/{after.id}/gallery",
+            json={"filter": flt, "limit": 200, "include_total": True},
+            headers=h,
+        )
         got = {x["data_row_id"] for x in r.json()["rows"]}
         assert r.json()["total"] == summary["counts"][status] == len(got)
         if status == "regressed":

@@ -34,14 +34,18 @@ def concrete(path: str, values: dict[str, Any]) -> str:
     return re.sub(r"\{(\w+)\}", lambda m: str(values.get(m.group(1), 1)), path)
 
 
-async def call(gw: httpx.AsyncClient, method: str, url: str, headers: dict[str, str], body: Any = None) -> httpx.Response:
+async def call(
+    gw: httpx.AsyncClient, method: str, url: str, headers: dict[str, str], body: Any = None
+) -> httpx.Response:
     if method in {"post", "put", "patch"}:
         return await gw.request(method, url, json=body if body is not None else {}, headers=headers)
     return await gw.request(method, url, headers=headers)
 
 
 async def test_every_route_needs_a_valid_key(gw: httpx.AsyncClient, world: World) -> None:
-    revoked = (await gw.post("/v1/api-keys", json={"name": "rv", "scopes": ["admin"]}, headers=world.ws.h())).json()
+    revoked = (
+        await gw.post("/v1/api-keys", json={"name": "rv", "scopes": ["admin"]}, headers=world.ws.h())
+    ).json()
     assert (await gw.delete(f"/v1/api-keys/{revoked['id']}", headers=world.ws.h())).status_code == 200
     prefix = world.ws.admin.split("_")[1]
     refusals = {
@@ -80,13 +84,18 @@ async def test_every_route_refuses_a_too_small_scope(gw: httpx.AsyncClient, worl
 
 # Ids of another workspace per path parameter, and a valid body per operation, so that the only reason to
 # refuse is the workspace. Forwarded routes are isolated by the service they reach (tests/.../test_forward).
-def foreign_requests(world: World, other: dict[str, Any]) -> dict[tuple[str, str], tuple[dict[str, Any], Any]]:
+def foreign_requests(
+    world: World, other: dict[str, Any]
+) -> dict[tuple[str, str], tuple[dict[str, Any], Any]]:
     own_run = world.runs[0].id
     return {
         ("delete", "/v1/api-keys/{key_id}"): ({"key_id": other["key_id"]}, None),
         ("get", "/v1/runs/{run_id}"): ({"run_id": other["run_id"]}, None),
         ("post", "/v1/runs/{run_id}/gallery"): ({"run_id": other["run_id"]}, {}),
-        ("get", "/v1/runs/{run_id}/compare/{other_run_id}"): ({"run_id": own_run, "other_run_id": other["run_id"]}, None),
+        ("get", "/v1/runs/{run_id}/compare/{other_run_id}"): (
+            {"run_id": own_run, "other_run_id": other["run_id"]},
+            None,
+        ),
         ("get", "/v1/runs/{run_id}/metrics/classes"): ({"run_id": other["run_id"]}, None),
         ("get", "/v1/runs/{run_id}/metrics/histogram?metric=recall"): ({"run_id": other["run_id"]}, None),
         ("get", "/v1/runs/{run_id}/metrics/confusion"): ({"run_id": other["run_id"]}, None),
@@ -97,20 +106,30 @@ def foreign_requests(world: World, other: dict[str, Any]) -> dict[tuple[str, str
         ("get", "/v1/projects/{project_id}/batches"): ({"project_id": other["project_id"]}, None),
         ("post", "/v1/projects/{project_id}/batches"): (
             {"project_id": other["project_id"]},
-            {"name": "b", "idempotency_key": uuid.uuid4().hex, "selection": {"data_row_ids": [world.row_ids[0]]}},
+            {
+                "name": "b",
+                "idempotency_key": uuid.uuid4().hex,
+                "selection": {"data_row_ids": [world.row_ids[0]]},
+            },
         ),
         ("get", "/v1/batches/{batch_id}/export"): ({"batch_id": other["batch_id"]}, None),
         ("post", "/v1/batches/{batch_id}/labels"): ({"batch_id": other["batch_id"]}, []),
     }
 
 
-async def test_other_workspaces_ids_are_not_found(gw: httpx.AsyncClient, world: World, other_world: World) -> None:
+async def test_other_workspaces_ids_are_not_found(
+    gw: httpx.AsyncClient, world: World, other_world: World
+) -> None:
     oh = other_world.ws.h()
     project = (await gw.post("/v1/projects", json={"name": f"iso-{uuid.uuid4().hex[:6]}"}, headers=oh)).json()
     batch = (
         await gw.post(
             f"/v1/projects/{project['id']}/batches",
-            json={"name": "iso", "idempotency_key": uuid.uuid4().hex, "selection": {"data_row_ids": other_world.row_ids[:2]}},
+            json={
+                "name": "iso",
+                "idempotency_key": uuid.uuid4().hex,
+                "selection": {"data_row_ids": other_world.row_ids[:2]},
+            },
             headers=oh,
         )
     ).json()["batch"]
@@ -137,14 +156,22 @@ async def test_other_workspaces_ids_are_not_found(gw: httpx.AsyncClient, world: 
     assert r.status_code == 404 and r.json()["context"]["field"] == "slice_id"
     r = await gw.post(
         f"/v1/runs/{world.runs[0].id}/gallery",
-        json={"filter": {"all": [{"field": "compare", "value": {"other_run_id": other["run_id"], "status": "fixed"}}]}},
+        json={
+            "filter": {
+                "all": [{"field": "compare", "value": {"other_run_id": other["run_id"], "status": "fixed"}}]
+            }
+        },
         headers=h,
     )
     assert r.status_code == 404 and r.json()["context"]["field"] == "compare"
     own_project = (await gw.post("/v1/projects", json={"name": uuid.uuid4().hex}, headers=h)).json()["id"]
     r = await gw.post(
         f"/v1/projects/{own_project}/batches",
-        json={"name": "x", "idempotency_key": uuid.uuid4().hex, "selection": {"data_row_ids": other_world.row_ids[:3]}},
+        json={
+            "name": "x",
+            "idempotency_key": uuid.uuid4().hex,
+            "selection": {"data_row_ids": other_world.row_ids[:3]},
+        },
         headers=h,
     )
     assert r.status_code == 404 and r.json()["context"]["field"] == "data_row_ids"
@@ -158,3 +185,24 @@ async def test_other_workspaces_ids_are_not_found(gw: httpx.AsyncClient, world: 
 async def test_unknown_route_is_a_json_404(gw: httpx.AsyncClient, world: World) -> None:
     r = await gw.get("/v1/nope", headers=world.ws.h())
     assert r.status_code == 404 and r.json()["error"] == "not_found"
+
+
+async def test_web_ui_is_served_at_root_and_api_errors_stay_json(db_url: str, tmp_path: Any) -> None:
+    from services.gateway.main import create_app
+    from tests.fixtures.gateway import gateway_settings
+
+    (tmp_path / "index.html").write_text("<html>blindspot</html>")
+    settings = gateway_settings(db_url)
+    settings.gateway.web_dir = tmp_path
+    app = create_app(settings)
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://g") as c,
+    ):
+        r = await c.get("/")
+        assert r.status_code == 200 and "blindspot" in r.text
+        assert (await c.get("/openapi.json")).json()["info"]["title"] == "Blindspot API"
+        r = await c.get("/v1/unknown")
+        assert r.status_code == 404 and r.json()["error"] == "not_found"
+        assert (await c.get("/healthz")).json() == {"status": "ok"}

@@ -51,10 +51,14 @@ def test_cli_admin_runs_and_batches(gateway_url: str, world: World, tmp_path: Pa
                             "--out", str(out)], env=env)  # fmt: skip
     assert r.exit_code == 0, r.output
     lines = [json.loads(x) for x in out.read_text().splitlines()]
-    assert sorted(x["data_row_id"] for x in lines) == sorted(i for i, m in run.row_metrics.items() if m["fn"] > 0)
+    assert sorted(x["data_row_id"] for x in lines) == sorted(
+        i for i, m in run.row_metrics.items() if m["fn"] > 0
+    )
     r = runner.invoke(cli, ["runs", "histogram", str(run.id), "recall", "--bins", "4"], env=env)
     assert r.exit_code == 0 and "[0.00, 0.25)" in r.output
-    r = runner.invoke(cli, ["runs", "gallery", str(run.id), "--filter", '{"all": [{"field": "bogus"}]}'], env=env)
+    r = runner.invoke(
+        cli, ["runs", "gallery", str(run.id), "--filter", '{"all": [{"field": "bogus"}]}'], env=env
+    )
     assert r.exit_code == 1 and "bogus" in r.output
     r = runner.invoke(cli, ["batches", "create-project", f"p-{name}"], env=env)
     assert r.exit_code == 0, r.output

@@ -1,7 +1,7 @@
 """The ingest app over httpx's ASGI transport, against real Postgres, SeaweedFS and Redis.
 
 Every test gets its own workspace (the app commits for real). Tasks go to a real Redis broker
-(database 11, purged around each test); ``sent`` records what the app published, after commit.
+(a database per test worker, purged around each test); ``sent`` records what the app published, after commit.
 """
 
 from __future__ import annotations
@@ -32,7 +32,15 @@ from shared.settings import (
     Settings,
 )
 
-REDIS_URL = os.environ.get("BLINDSPOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/11")
+
+def _redis_url() -> str:
+    """One Redis database per xdist worker (10..15), so queue assertions never see another worker's tasks."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    n = int(worker[2:]) if worker[2:].isdigit() else 0
+    return os.environ.get("BLINDSPOT_TEST_REDIS_URL", f"redis://127.0.0.1:6379/{10 + n % 6}")
+
+
+REDIS_URL = _redis_url()
 _counter = itertools.count()
 
 

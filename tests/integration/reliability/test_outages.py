@@ -328,6 +328,7 @@ async def test_a_run_completes_across_postgres_and_redis_outages(deps: Deps, tmp
             ComputeRowsPayload(model_run_id=run.model_run_id, data_row_ids=run.row_ids),
         )
         await _until(lambda: done() == 60, 90, "the run to complete after Redis came back", log)
+        assert worker.poll() is None, "the worker survived the broker restart (shared.celery.RedisTransport)"
         await _until(
             lambda: (
                 sql(deps, "SELECT count(*) FROM class_metrics WHERE model_run_id = %s", run.model_run_id)[0][

@@ -1,5 +1,6 @@
 """With the embedded store the search API consumes queue "embeddings" itself: a task sent through the
-real broker (Redis) is embedded, committed, and chains the slice matching."""
+real broker (Redis) is embedded, committed, re-queues the rows past ``task_rows``, and chains the slice
+matching."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from shared.adapters.vectors import open_vector_store
 from shared.celery import send
 from shared.contracts.tasks import EmbedRowsPayload, TaskName
 from shared.db.models import DataRow, Dataset, Slice, SliceMember, Workspace
-from shared.settings import DatabaseSettings, QdrantSettings, Settings
+from shared.settings import DatabaseSettings, QdrantSettings, SearchSettings, Settings
 
 pytestmark = pytest.mark.integration
 
@@ -31,6 +32,7 @@ def test_api_process_consumes_embeddings_queue(
     settings = Settings(
         database=DatabaseSettings(url=db_url),
         qdrant=QdrantSettings(path=tmp_path / "q", image_collection=f"i_{tag}", object_collection=f"o_{tag}"),
+        search=SearchSettings(task_rows=1),  # two rows: the first task embeds one and re-queues the other
     )
     keys = {f"inproc/{tag}/a.png": "chelsea", f"inproc/{tag}/b.png": "coffee"}
     for key, photo in keys.items():

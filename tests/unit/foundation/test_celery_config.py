@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel
-
-from shared.celery import RETRYABLE, house_task, make_celery, send
-from shared.contracts.tasks import QUEUE_OF, AggregateRunPayload, Queue, TaskName
+from shared.celery import RETRYABLE, house_task, make_celery
+from shared.contracts.tasks import QUEUE_OF, Queue, TaskName
 from shared.errors import DependencyUnavailable
 from shared.settings import Settings
 
@@ -61,7 +59,7 @@ def test_house_task_options() -> None:
     assert task.max_retries == 8
 
 
-def test_eager_mode_runs_inline_and_send_uses_the_payload() -> None:
+def test_eager_mode_runs_inline() -> None:
     settings = Settings(celery={"task_always_eager": True})
     app = make_celery("t", settings)
     seen: list[int] = []
@@ -73,6 +71,25 @@ def test_eager_mode_runs_inline_and_send_uses_the_payload() -> None:
 
     result = aggregate.delay(model_run_id=4)
     assert result.get() == 8 and seen == [4]
-    payload: BaseModel = AggregateRunPayload(model_run_id=5)
-    assert payload.model_dump(mode="json") == {"model_run_id": 5}
-    assert callable(send)
+
+
+def test_outages_are_retryable_and_the_redis_transport_survives_reconnects() -> None:
+    import kombu.exceptions
+    import redis.exceptions
+    import sqlalchemy.exc
+    import urllib3.exceptions
+
+    for exc in (
+        sqlalchemy.exc.OperationalError,
+        redis.exceptions.ConnectionError,
+        kombu.exceptions.OperationalError,
+        urllib3.exceptions.MaxRetryError,
+    ):
+        assert issubclass(exc, RETRYABLE), exc
+    assert not issubclass(ValueError, RETRYABLE)
+    app = make_celery("t", _settings())
+    assert app.conf.broker_transport == "shared.celery:RedisTransport"
+    with app.connection_for_write() as conn:
+        assert type(conn.transport).__name__ == "RedisTransport"
+    amqp = make_celery("t", Settings(celery={"broker_url": "amqp://127.0.0.1:1//"}))
+    assert amqp.conf.broker_transport is None

@@ -50,3 +50,12 @@ def test_stdlib_loggers_go_through_the_same_pipeline(lines) -> None:  # type: ig
     logging.getLogger("celery.worker").error("token=%s", "bsk_secretsecret99")
     events = [e for e in lines() if e.get("logger") == "celery.worker"]
     assert events and events[0]["level"] == "error"
+
+
+def test_exceptions_are_rendered_as_a_traceback_field(lines) -> None:  # type: ignore[no-untyped-def]
+    try:
+        raise ValueError("the cause")
+    except ValueError:
+        logging.getLogger("worker").exception("task failed")
+    (event,) = [e for e in lines() if e.get("event") == "task failed"]
+    assert "ValueError: the cause" in event["exception"] and "Traceback" in event["exception"]

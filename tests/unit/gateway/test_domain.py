@@ -96,4 +96,6 @@ def test_histogram_edges_and_bucket_filters() -> None:
         {"field": "recall", "class_name": "person", "op": "lt", "value": 0.3},
     ]
     assert domain.bucket_conditions("recall", None, 0.9, 1.0, last=True)[1]["op"] == "lte"
-    assert domain.bucket_conditions("recall", None, None, None, last=False) == [{"field": "recall", "op": "is_null"}]
+    assert domain.bucket_conditions("recall", None, None, None, last=False) == [
+        {"field": "recall", "op": "is_null"}
+    ]

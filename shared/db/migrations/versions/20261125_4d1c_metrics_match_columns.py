@@ -13,6 +13,9 @@ Create Date: 2026-11-25 19:05:00
   a TP); ``match_ious``: the 10 per-threshold IoUs, only when the matched GT changes across thresholds.
 - ``tide_error`` / ``tide_fix_class``: the TIDE error (t_f 0.5, t_b 0.1, every prediction) and, for
   cls/loc errors that TIDE would fix, the class the prediction becomes a TP of.
+
+``row_class_metrics`` gains an index on (model_run_id, data_row_id): a metrics task replaces the
+results of its row set, and without it that delete scans the run's whole partition.
 """
 
 from collections.abc import Sequence
@@ -38,8 +41,10 @@ def upgrade() -> None:
     op.add_column("object_matches", sa.Column("match_ious", postgresql.ARRAY(sa.Float()), nullable=True))
     op.add_column("object_matches", sa.Column("tide_error", sa.String(length=8), nullable=True))
     op.add_column("object_matches", sa.Column("tide_fix_class", sa.BigInteger(), nullable=True))
+    op.create_index("ix_row_class_metrics_run_row", "row_class_metrics", ["model_run_id", "data_row_id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_row_class_metrics_run_row", table_name="row_class_metrics")
     for col in ("tide_fix_class", "tide_error", "match_ious", "match_iou", "area_masks", "ign_mask"):
         op.drop_column("object_matches", col)

@@ -6,53 +6,8 @@ import { api } from "./api.js";
 import { el, fmt } from "./boxes.js";
 import { PALETTE } from "./charts.js";
 import { METRICS } from "./gallery.js";
+import { NULL_RGB, RAMP, hexRgb, pointsInPolygon, rampColor, valuesFromGallery } from "./scatter.js";
 import { navigate, on, setSelection, state } from "./state.js";
-
-// A perceptual ramp (viridis-like) for metric values in [0, 1], low = dark purple, high = yellow.
-const RAMP = [
-  [68, 1, 84], [72, 40, 120], [62, 74, 137], [49, 104, 142], [38, 130, 142],
-  [31, 158, 137], [53, 183, 121], [109, 205, 89], [180, 222, 44], [253, 231, 37],
-];
-const NULL_RGB = [100, 110, 125];
-
-function rampColor(t) {
-  if (t === null || t === undefined || Number.isNaN(t)) return NULL_RGB;
-  const u = Math.min(Math.max(t, 0), 1) * (RAMP.length - 1);
-  const i = Math.min(Math.floor(u), RAMP.length - 2);
-  const f = u - i;
-  return RAMP[i].map((c, k) => Math.round(c + (RAMP[i + 1][k] - c) * f));
-}
-
-function hexRgb(h) {
-  const n = parseInt(h.slice(1), 16);
-  return [(n >> 16) & 255, (n >> 8) & 255, n & 255];
-}
-
-/** Indices of the points inside ``poly`` ([[x, y], ...] in data space): bbox test, then ray casting. */
-function pointsInPolygon(xs, ys, n, poly) {
-  const m = poly.length;
-  const px = new Float64Array(m);
-  const py = new Float64Array(m);
-  let x0 = Infinity, x1 = -Infinity, y0 = Infinity, y1 = -Infinity;
-  for (let k = 0; k < m; k++) {
-    px[k] = poly[k][0];
-    py[k] = poly[k][1];
-    x0 = Math.min(x0, px[k]); x1 = Math.max(x1, px[k]);
-    y0 = Math.min(y0, py[k]); y1 = Math.max(y1, py[k]);
-  }
-  const out = [];
-  for (let i = 0; i < n; i++) {
-    const x = xs[i];
-    const y = ys[i];
-    if (x < x0 || x > x1 || y < y0 || y > y1) continue;
-    let inside = false;
-    for (let a = 0, b = m - 1; a < m; b = a++) {
-      if (py[a] > y !== py[b] > y && x < ((px[b] - px[a]) * (y - py[a])) / (py[b] - py[a]) + px[a]) inside = !inside;
-    }
-    if (inside) out.push(i);
-  }
-  return out;
-}
 
 export function renderProjector(root, runId, params) {
   const colorBy = params.get("color") || "mean_iou";
@@ -364,31 +319,6 @@ export function renderProjector(root, runId, params) {
   ro.observe(stage);
 
   let cancelled = false;
-  // Gallery metric names -> keys of a gallery row's "metrics".
-  const METRIC_KEY = { confidence: "mean_conf", min_confidence: "min_conf", max_confidence: "max_conf" };
-
-  /** Per-row colour values from the gallery when the points carry none (capped: 50 pages of 200). */
-  async function valuesFromGallery() {
-    const byId = new Map();
-    let cursor = null;
-    for (let page = 0; page < 50 && !cancelled; page++) {
-      const res = await api.gallery(runId, { filter: { all: [] }, sort: { field: "data_row_id", order: "asc" }, limit: 200, cursor });
-      for (const r of res.rows || []) {
-        let v;
-        if (colorBy === "split") v = r.split;
-        else if (colorBy === "class") {
-          const counts = {};
-          for (const o of r.objects || []) if (o.kind === "gt") counts[o.class_name] = (counts[o.class_name] || 0) + 1;
-          v = Object.entries(counts).sort((a, b) => b[1] - a[1])[0]?.[0] ?? null;
-        } else v = (r.metrics || {})[METRIC_KEY[colorBy] || colorBy];
-        byId.set(Number(r.data_row_id), v);
-      }
-      cursor = res.next_cursor;
-      if (!cursor) break;
-    }
-    return byId;
-  }
-
   async function load(projection) {
     status.textContent = "Loading points…";
     const ids = [];
@@ -431,7 +361,7 @@ export function renderProjector(root, runId, params) {
     stage.dataset.ready = "true";
     const hasValues = P.labels !== null || vals.some((v) => !Number.isNaN(v));
     if (!hasValues && P.n) {
-      const byId = await valuesFromGallery().catch(() => new Map());
+      const byId = await valuesFromGallery(runId, colorBy, () => cancelled).catch(() => new Map());
       if (cancelled || !byId.size) return;
       const categorical = colorBy === "class" || colorBy === "split";
       if (categorical) P.labels = P.ids.map((id) => byId.get(id) ?? null);
