@@ -27,8 +27,8 @@ from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from shared.db import migrate  # noqa: E402
-from tests.fixtures.metrics import (  # noqa: E402
+from shared.db import migrate
+from tests.fixtures.metrics import (
     client_app,
     enqueue_run,
     libpq,
@@ -73,7 +73,9 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=20_000)
     ap.add_argument("--workers", default="1,2", help="worker counts to time, comma separated")
     ap.add_argument("--chunk", type=int, default=1000, help="rows per metrics.compute_rows task")
-    ap.add_argument("--db-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/blindspot_bench_metrics")
+    ap.add_argument(
+        "--db-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/blindspot_bench_metrics"
+    )
     ap.add_argument("--redis-url", default="redis://127.0.0.1:6379/12")
     ap.add_argument("--debounce", type=float, default=0.5, help="aggregate_debounce_s for the workers")
     args = ap.parse_args()
@@ -87,7 +89,9 @@ def main() -> None:
             " (SELECT count(*) FROM annotations)",
             (run.model_run_id,),
         ).fetchone()
-    print(f"seeded {args.rows} rows, {n_obj[0]} predictions, {n_obj[1]} GT in {time.perf_counter() - t0:.1f}s")
+    print(
+        f"seeded {args.rows} rows, {n_obj[0]} predictions, {n_obj[1]} GT in {time.perf_counter() - t0:.1f}s"
+    )
 
     env = worker_env(args.db_url, args.redis_url, BLINDSPOT_METRICS__AGGREGATE_DEBOUNCE_S=str(args.debounce))
     app = client_app(args.db_url, args.redis_url)
@@ -113,13 +117,17 @@ def main() -> None:
     t_agg = aggregate_seconds(args.db_url, run.model_run_id)
     print(f"aggregation alone (class metrics, curves, confusion, TIDE from stored matches): {t_agg:.2f}s")
     if 1 in results and 2 in results:
-        print(f"speed-up 2 workers vs 1: rows {results[1][0] / results[2][0]:.2f}x,"
-              f" end to end {results[1][1] / results[2][1]:.2f}x")
+        print(
+            f"speed-up 2 workers vs 1: rows {results[1][0] / results[2][0]:.2f}x,"
+            f" end to end {results[1][1] / results[2][1]:.2f}x"
+        )
     best = min(v[1] for v in results.values())
     scale = 100_000 / args.rows
-    print(f"FiftyOne anchor for 100,000 rows: {FIFTYONE_100K_S:.0f}s; this run end to end: {best:.2f}s"
-          f" for {args.rows} rows (x{scale:.1f} linear extrapolation to 100k: {best * scale:.1f}s;"
-          f" ratio vs FiftyOne {FIFTYONE_100K_S / (best * scale):.0f}x)")
+    print(
+        f"FiftyOne anchor for 100,000 rows: {FIFTYONE_100K_S:.0f}s; this run end to end: {best:.2f}s"
+        f" for {args.rows} rows (x{scale:.1f} linear extrapolation to 100k: {best * scale:.1f}s;"
+        f" ratio vs FiftyOne {FIFTYONE_100K_S / (best * scale):.0f}x)"
+    )
     print(f"worker logs: {log_dir}")
 
 

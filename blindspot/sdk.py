@@ -15,7 +15,7 @@ Errors come back as :class:`ApiError` with the API's ``error``/``detail``/``cont
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import httpx
@@ -248,6 +248,61 @@ class Client:
 
     def import_labels(self, batch_id: int, labels: Any) -> dict[str, Any]:
         return self.request("POST", f"/v1/batches/{batch_id}/labels", json=labels)  # type: ignore[no-any-return]
+
+    # ------------------------------------------------------------ data, runs, jobs, projections (demo)
+    # Forwarded by the gateway to ingest / inference / search (added for `blindspot demo`).
+    def datasets(self) -> list[dict[str, Any]]:
+        return self.request("GET", "/v1/datasets")  # type: ignore[no-any-return]
+
+    def create_dataset(self, name: str, description: str = "") -> dict[str, Any]:
+        return self.request("POST", "/v1/datasets", json={"name": name, "description": description})  # type: ignore[no-any-return]
+
+    def upload_tar(self, dataset_id: int, chunks: Iterable[bytes]) -> dict[str, Any]:
+        """Stream a tar of images (member path = global key) to the bulk upload path."""
+        return self.request(  # type: ignore[no-any-return]
+            "POST",
+            f"/v1/datasets/{dataset_id}/rows:stream",
+            content=chunks,
+            headers={"Content-Type": "application/x-tar"},
+        )
+
+    def import_annotations(
+        self, dataset_id: int, content: bytes, *, format: str = "coco", filename: str = "gt.json"
+    ) -> dict[str, Any]:
+        """Import ground truth (replaces the boxes of every image the file names); returns the job."""
+        return self.request(  # type: ignore[no-any-return]
+            "POST",
+            f"/v1/datasets/{dataset_id}/annotations",
+            params={"format": format},
+            files={"file": (filename, content)},
+        )
+
+    def create_run(self, name: str, **fields: Any) -> dict[str, Any]:
+        return self.request("POST", "/v1/runs", json={"name": name, **fields})  # type: ignore[no-any-return]
+
+    def set_run_rows(self, run_id: int, items: list[dict[str, Any]]) -> dict[str, Any]:
+        """``items``: ``[{"global_key" | "data_row_id", "split"}]``."""
+        return self.request("PUT", f"/v1/runs/{run_id}/rows", json=items)  # type: ignore[no-any-return]
+
+    def infer(self, run_id: int, data_row_ids: list[int] | None = None) -> dict[str, Any]:
+        body = {"data_row_ids": data_row_ids} if data_row_ids else {}
+        return self.request("POST", f"/v1/runs/{run_id}/infer", json=body)  # type: ignore[no-any-return]
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        return self.request("GET", f"/v1/jobs/{job_id}")  # type: ignore[no-any-return]
+
+    def create_projection(
+        self, *, model_run_id: int | None = None, dataset_id: int | None = None, method: str = "umap"
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {"method": method}
+        if model_run_id is not None:
+            body["model_run_id"] = model_run_id
+        if dataset_id is not None:
+            body["dataset_id"] = dataset_id
+        return self.request("POST", "/v1/projections", json=body)  # type: ignore[no-any-return]
+
+    def projection(self, projection_id: int) -> dict[str, Any]:
+        return self.request("GET", f"/v1/projections/{projection_id}")  # type: ignore[no-any-return]
 
 
 __all__ = ["ApiError", "Client"]

@@ -122,7 +122,13 @@ def house_task(
 
 
 def send(app: Celery, name: TaskName, payload: BaseModel, **options: Any) -> Any:
-    """Send a task by name (producers never import the consumer's code)."""
+    """Send a task by name (producers never import the consumer's code).
+
+    Fire-and-forget by default (``ignore_result=True``): services read outcomes from Postgres, never from
+    the result backend, and not subscribing to a result keeps a broker outage from stalling the sender
+    for ~20 s in the Redis result consumer's reconnect loop. Pass ``ignore_result=False`` to ``.get()``.
+    """
+    options.setdefault("ignore_result", True)
     return app.send_task(
         name.value, kwargs=payload.model_dump(mode="json"), queue=QUEUE_OF[name].value, **options
     )

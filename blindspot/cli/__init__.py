@@ -17,6 +17,7 @@ _GROUPS = [
     ("admin", "admin"),
     ("runs", "runs"),
     ("batches", "batches"),
+    ("demo", "demo"),
 ]
 
 for module_name, group in _GROUPS:

@@ -216,6 +216,13 @@ def _number(field_name: str, v: Any) -> float:
     return float(v)
 
 
+def sql_number(v: Any) -> int | float:
+    """An int that fits a bigint stays an int (integer columns keep their index); others become float8."""
+    if isinstance(v, int) and not isinstance(v, bool) and -(2**62) <= v <= 2**62:
+        return v
+    return float(v)
+
+
 def _check_scalar_op(c: Condition, numeric: bool) -> None:
     conv = (lambda v: _number(c.field, v)) if numeric else (lambda v: v)
     if c.op in COMPARE_OPS:
@@ -276,20 +283,24 @@ class ParsedFilter:
 def parse_condition(c: Condition) -> MetricCond | AttrCond:
     name = c.field
     if name in METRIC_COLUMNS:
+        value: Any = None
         if c.op in COMPARE_OPS | {"between", "in"}:
             _check_scalar_op(c, numeric=True)
+            value = [sql_number(v) for v in c.value] if isinstance(c.value, list) else sql_number(c.value)
         if c.min_confidence is not None:
             raise _bad(name, "min_confidence applies to error_type only")
-        return MetricCond(METRIC_COLUMNS[name], c.op, c.value, c.class_name)
+        return MetricCond(METRIC_COLUMNS[name], c.op, value, c.class_name)
     if name.startswith("metadata."):
         key = name.removeprefix("metadata.")
         if not key:
             raise _bad(name, "metadata needs a key: metadata.<key>")
+        value = c.value
         if c.op in {"lt", "lte", "gt", "gte", "between"}:
             _check_scalar_op(c, numeric=True)
+            value = [sql_number(v) for v in c.value] if isinstance(c.value, list) else sql_number(c.value)
         else:
             _check_scalar_op(c, numeric=False)
-        return AttrCond("metadata", c.op, c.value, key=key)
+        return AttrCond("metadata", c.op, value, key=key)
     if name not in ATTRIBUTES:
         raise _bad(name, "unknown field (see docs/api.md, Filters)")
     if c.class_name is not None and name not in {"error_type"}:
@@ -321,7 +332,7 @@ def parse_condition(c: Condition) -> MetricCond | AttrCond:
     elif name in {"slice_id", "data_row_id", "dataset_id"}:
         _need_ops(c, {"eq", "in", "ne"} if name != "slice_id" else {"eq", "in"})
         for v in value if isinstance(value, list) else [value]:
-            if isinstance(v, bool) or not isinstance(v, int) or v < 0 or v > 2**62:
+            if not _is_id(v):
                 raise _bad(name, "value must be an id (integer) or a list of ids")
         if isinstance(value, list) and (not value or len(value) > 10_000):
             raise _bad(name, "list must hold 1 to 10,000 ids")
@@ -330,7 +341,7 @@ def parse_condition(c: Condition) -> MetricCond | AttrCond:
         if not isinstance(value, dict) or not isinstance(value.get("data_row_ids"), list):
             raise _bad(name, "value must be {data_row_ids: [...], score_threshold?: float, limit?: int}")
         ids = value["data_row_ids"]
-        if not ids or len(ids) > 1000 or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
+        if not ids or len(ids) > 1000 or not all(_is_id(i) for i in ids):
             raise _bad(name, "data_row_ids must hold 1 to 1,000 ids")
         thr = value.get("score_threshold")
         if thr is not None:
@@ -341,7 +352,7 @@ def parse_condition(c: Condition) -> MetricCond | AttrCond:
         value = {"data_row_ids": ids, "score_threshold": thr, "limit": lim}
     elif name == "compare":
         _need_ops(c, {"eq"})
-        if not isinstance(value, dict) or not isinstance(value.get("other_run_id"), int):
+        if not isinstance(value, dict) or not _is_id(value.get("other_run_id")):
             raise _bad(
                 name, "value must be {other_run_id: int, status: fixed|regressed|new_error|still_wrong}"
             )
@@ -357,6 +368,13 @@ def parse_condition(c: Condition) -> MetricCond | AttrCond:
             raise _bad(name, "gt_class and pred_class cannot both be null")
         value = {"gt_class": gt, "pred_class": pred}
     return AttrCond(name, c.op, value, class_name=c.class_name, min_confidence=c.min_confidence)
+
+
+MAX_ID = 2**62
+
+
+def _is_id(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= MAX_ID
 
 
 def _need_ops(c: Condition, allowed: set[str]) -> None:
@@ -406,7 +424,7 @@ def decode_cursor(cursor: str, signature: str) -> dict[str, Any]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         payload = orjson.loads(raw)
-        assert isinstance(payload, dict) and isinstance(payload.get("id"), int)
+        assert isinstance(payload, dict) and _is_id(payload.get("id"))
     except Exception as exc:
         raise BadRequest("cursor is malformed", context={"field": "cursor"}) from exc
     if payload.get("sig") != signature:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -11,6 +11,7 @@ from services.gateway.domain import Filter, Sort
 from shared.db.models.enums import ApiScope
 
 ScopeName = Literal["read", "write", "admin"]
+Id = Annotated[int, Field(ge=1, le=2**62)]
 
 
 class ErrorBody(BaseModel):
@@ -280,10 +281,10 @@ class RowOut(BaseModel):
 # ---------------------------------------------------------------------------------------------- catalog
 class Selection(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    data_row_ids: list[int] | None = Field(default=None, max_length=10_000)
+    data_row_ids: list[Id] | None = Field(default=None, max_length=10_000)
     filter: Filter | None = None
-    model_run_id: int | None = Field(default=None, description="The run a filter selection reads")
-    slice_id: int | None = None
+    model_run_id: Id | None = Field(default=None, description="The run a filter selection reads")
+    slice_id: Id | None = None
 
     @model_validator(mode="after")
     def _one(self) -> Selection:
@@ -302,7 +303,7 @@ class CatalogQuery(BaseModel):
     )
     selection: Selection | None = None
     annotation: Literal["none", "any"] | None = None
-    dataset_ids: list[int] | None = Field(default=None, max_length=1000)
+    dataset_ids: list[Id] | None = Field(default=None, max_length=1000)
     cursor: str | None = Field(default=None, max_length=200)
     limit: int = Field(default=50, ge=1, le=200)
 
@@ -366,7 +367,7 @@ class BatchCreate(BaseModel):
     priority: int = Field(default=3, ge=1, le=5)
     idempotency_key: str = Field(min_length=1, max_length=200)
     selection: Selection
-    model_run_id: int | None = Field(default=None, description="The run whose boxes become pre-labels")
+    model_run_id: Id | None = Field(default=None, description="The run whose boxes become pre-labels")
     max_rows: int = Field(default=10_000, ge=1, le=100_000)
 
 

@@ -432,21 +432,21 @@ _TIDE_CODE_SQL = (
 def load_matches(session: Session, model_run_id: int) -> StoredMatches:
     i64 = np.int64
     with _pg(session).cursor() as cur:
+        # Whole-run reads: allowed to take longer than a request's statement timeout.
+        cur.execute("SET LOCAL statement_timeout = '600s'")
         cur.execute(
-            "SELECT p.data_row_id, p.object_id, p.class_id, p.confidence, p.tp_mask, p.ign_mask,"
-            " p.area_masks & 1048575, (p.area_masks >> 20) & 1048575, p.area_masks >> 40, p.area, (p.status = 'TP')::int, p.ignored::int,"
-            " COALESCE(g.class_id, -1), " + _TIDE_CODE_SQL.replace("tide_error", "p.tide_error") + ","
-            " COALESCE(p.tide_fix_class, -1)"
-            " FROM object_matches p LEFT JOIN object_matches g"
-            "   ON p.status = 'FP' AND g.model_run_id = p.model_run_id AND g.kind = 'gt'"
-            "  AND g.object_id = p.matched_object_id"
-            " WHERE p.model_run_id = %s AND p.kind = 'pred'",
+            "SELECT data_row_id, object_id, class_id, confidence, tp_mask, ign_mask,"
+            " area_masks & 1048575, (area_masks >> 20) & 1048575, area_masks >> 40, area,"
+            " (status = 'TP')::int, ignored::int,"
+            " CASE WHEN status = 'FP' THEN COALESCE(matched_object_id, -1) ELSE -1 END,"
+            " " + _TIDE_CODE_SQL + ", COALESCE(tide_fix_class, -1)"
+            " FROM object_matches WHERE model_run_id = %s AND kind = 'pred'",
             (model_run_id,),
         )
         p = cur.fetchall()
         cur.execute(
             "SELECT data_row_id, class_id, area, iscrowd::int, (status = 'TP')::int,"
-            " (status = 'FN' AND matched_object_id IS NOT NULL)::int, (tide_error = 'miss')::int"
+            " (status = 'FN' AND matched_object_id IS NOT NULL)::int, (tide_error = 'miss')::int, object_id"
             " FROM object_matches WHERE model_run_id = %s AND kind = 'gt'",
             (model_run_id,),
         )
@@ -455,29 +455,29 @@ def load_matches(session: Session, model_run_id: int) -> StoredMatches:
     pa = np.asarray(p, dtype=np.float64).reshape(-1, 15) if p else np.zeros((0, 15))
     area_masks = pa[:, 6].astype(i64) | (pa[:, 7].astype(i64) << 20) | (pa[:, 8].astype(i64) << 40)
     pa = np.delete(pa, [7, 8], axis=1)
-    ga = np.asarray(g, dtype=np.float64).reshape(-1, 7) if g else np.zeros((0, 7))
+    ga = np.asarray(g, dtype=np.float64).reshape(-1, 8) if g else np.zeros((0, 8))
+    # The class of the GT a FP is paired with (confusion matrix), by id.
+    g_ids = ga[:, 7].astype(i64)
+    g_order = np.argsort(g_ids)
+    partner = pa[:, 10].astype(i64)
+    pos = np.searchsorted(g_ids[g_order], partner)
+    pos = np.minimum(pos, max(len(g_ids) - 1, 0))
+    found = (partner >= 0) & (len(g_ids) > 0)
+    if len(g_ids):
+        found &= g_ids[g_order][pos] == partner
+    partner_cls = np.full(len(partner), -1, dtype=i64)
+    if found.any():
+        partner_cls[found] = ga[g_order[pos[found]], 1].astype(i64)
     return StoredMatches(
-        p_row=pa[:, 0].astype(i64),
-        p_id=pa[:, 1].astype(i64),
-        p_cls=pa[:, 2].astype(i64),
-        p_conf=pa[:, 3].copy(),
-        p_tp_mask=pa[:, 4].astype(i64),
-        p_ign_mask=pa[:, 5].astype(i64),
-        p_area_masks=area_masks,
-        p_area=pa[:, 7].copy(),
-        p_status_tp=pa[:, 8] > 0,
-        p_ignored=pa[:, 9] > 0,
-        p_partner_cls=pa[:, 10].astype(i64),
-        p_tide=pa[:, 11].astype(i64),
+        p_row=pa[:, 0].astype(i64), p_id=pa[:, 1].astype(i64), p_cls=pa[:, 2].astype(i64),
+        p_conf=pa[:, 3].copy(), p_tp_mask=pa[:, 4].astype(i64), p_ign_mask=pa[:, 5].astype(i64),
+        p_area_masks=area_masks, p_area=pa[:, 7].copy(), p_status_tp=pa[:, 8] > 0,
+        p_ignored=pa[:, 9] > 0, p_partner_cls=partner_cls, p_tide=pa[:, 11].astype(i64),
         p_tide_fix=pa[:, 12].astype(i64),
-        g_row=ga[:, 0].astype(i64),
-        g_cls=ga[:, 1].astype(i64),
-        g_area=ga[:, 2].copy(),
-        g_crowd=ga[:, 3] > 0,
-        g_status_tp=ga[:, 4] > 0,
-        g_partnered=ga[:, 5] > 0,
+        g_row=ga[:, 0].astype(i64), g_cls=ga[:, 1].astype(i64), g_area=ga[:, 2].copy(),
+        g_crowd=ga[:, 3] > 0, g_status_tp=ga[:, 4] > 0, g_partnered=ga[:, 5] > 0,
         g_tide_miss=ga[:, 6] > 0,
-    )
+    )  # fmt: skip
 
 
 CLASS_METRIC_COLUMNS = (

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from shared.metrics import coco_accumulate as KA
 from shared.metrics import coco_kernels as K
 from shared.metrics.coco_input import CocoFormatError, FlatCoco, flatten_coco
 from shared.metrics.coco_json import ResultColumns, parse_results
@@ -209,7 +210,7 @@ def accumulate_class(
     recall = np.zeros(n_thr)
     s_sorted = s[order]
     for t in range(n_thr):
-        q, ss, rc = K.pr_curve(
+        q, ss, rc = KA.pr_curve(
             np.ascontiguousarray(tp_a[t, order]),
             np.ascontiguousarray(fp_a[t, order]),
             s_sorted,

@@ -16,11 +16,12 @@ image) group at every area range and IoU threshold, then accumulation) and summa
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from functools import cached_property
 
 import numpy as np
 from numpy.typing import NDArray
 
+from shared.metrics import coco_accumulate as KA
 from shared.metrics import coco_kernels as K
 from shared.metrics.coco_input import FlatCoco
 from shared.metrics.coco_params import (
@@ -29,7 +30,6 @@ from shared.metrics.coco_params import (
     COCO_IOU_THRESHOLDS,
     COCO_MAX_DETS,
     COCO_REC_THRESHOLDS,
-    STAT_KEYS,
     SUMMARY,
 )
 
@@ -137,6 +137,8 @@ class ImageClassCounts:
 
 @dataclass(frozen=True)
 class CocoResult:
+    """See the module docstring; ``matches`` is computed on first access (it is ~10 arrays of N x T)."""
+
     stats: dict[str, float | None]
     per_class: dict[int, ClassStats]
     image_ids: I64
@@ -145,8 +147,13 @@ class CocoResult:
     precision: F64
     recall: F64
     scores: F64
-    matches: CocoMatches
     flat: FlatCoco = field(repr=False)
+    raw: tuple[np.ndarray, ...] = field(repr=False)
+
+    @cached_property
+    def matches(self) -> CocoMatches:
+        """Per-object outcome in input order (``CocoMatches``)."""
+        return _to_input_order(self.flat, self.raw, int(max(self.max_dets)))
 
     def image_counts(self, iou_index: int = 0) -> ImageClassCounts:
         """TP/FP/FN per (image, category) at ``COCO_IOU_THRESHOLDS[iou_index]`` (area "all")."""
@@ -188,7 +195,7 @@ def _summarize(
 
 def _to_input_order(flat: FlatCoco, raw: tuple[np.ndarray, ...], top: int) -> CocoMatches:
     status, dt_match, gt_match, gt_ignore, det_best_iou, det_best_gt, gt_best_iou = raw
-    out = K.to_input_order(
+    out = KA.to_input_order(
         flat.n_det_input,
         flat.n_gt_input,
         flat.det_input,
@@ -236,7 +243,7 @@ def evaluate_flat(flat: FlatCoco, *, max_dets: tuple[int, ...] = COCO_MAX_DETS) 
     num_gt = np.stack(
         [np.bincount(flat.gt_cat[~gt_ignore[a]], minlength=n_cat) for a in range(len(AREA_NAMES))], axis=1
     ).astype(np.int64)
-    precision, recall, scores = K.accumulate_all(
+    precision, recall, scores = KA.accumulate_all(
         flat.det_score,
         flat.det_rank,
         flat.cat_det_start,
@@ -251,7 +258,6 @@ def evaluate_flat(flat: FlatCoco, *, max_dets: tuple[int, ...] = COCO_MAX_DETS) 
         int(cid): ClassStats(int(cid), int(num_gt[k, 0]), _summarize(precision, recall, max_dets, k))
         for k, cid in enumerate(flat.category_ids)
     }
-    matches = _to_input_order(flat, raw, top)
     nan = np.nan
     return CocoResult(
         stats=stats,
@@ -262,11 +268,6 @@ def evaluate_flat(flat: FlatCoco, *, max_dets: tuple[int, ...] = COCO_MAX_DETS) 
         precision=np.where(precision == -1, nan, precision),
         recall=np.where(recall == -1, nan, recall),
         scores=np.where(scores == -1, nan, scores),
-        matches=matches,
         flat=flat,
+        raw=raw,
     )
-
-
-def stats_as_json(stats: dict[str, Any]) -> dict[str, float]:
-    """The CLI/pycocotools convention: -1 where undefined."""
-    return {k: (-1.0 if stats[k] is None else float(stats[k])) for k in STAT_KEYS}

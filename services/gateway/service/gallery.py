@@ -150,7 +150,14 @@ async def gallery_page(
     after = None
     if q.cursor:
         payload = domain.decode_cursor(q.cursor, sig)
-        after = repo.PageKey(phase=int(payload.get("p", 0)), value=payload.get("v"), id=int(payload["id"]))
+        v = payload.get("v")
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int | float)):
+            raise BadRequest("cursor is malformed", context={"field": "cursor"})
+        after = repo.PageKey(
+            phase=1 if payload.get("p") == 1 else 0,
+            value=None if v is None else domain.sql_number(v),
+            id=int(payload["id"]),
+        )
     limit = min(q.limit, state.settings.gateway.max_page_size)
     hits = await repo.page_rows(
         session, compiled, sort_expr, q.sort.order == "desc", after, limit + 1, principal.workspace_id

@@ -145,5 +145,6 @@ def test_the_image_installs_the_locked_runtime_dependencies_only() -> None:
     assert "uv sync --frozen --no-dev" in text
     assert "USER 10001" in text
     ignore = (REPO_ROOT / "deploy" / "docker" / "Dockerfile.dockerignore").read_text()
-    for needed in ("!shared/**", "!services/**", "!blindspot/**", "!uv.lock"):
+    assert "COPY deploy/triton/models" in text, "the model repository ships in the image"
+    for needed in ("!shared/**", "!services/**", "!blindspot/**", "!uv.lock", "!deploy/triton/models/**"):
         assert needed in ignore

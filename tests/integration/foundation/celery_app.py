@@ -24,7 +24,7 @@ def _redis() -> redis.Redis:
 
 
 @house_task(app, TaskName.metrics_aggregate_run)
-def aggregate(model_run_id: int) -> dict[str, int]:
+def aggregate(model_run_id: int, **_: object) -> dict[str, int]:
     client = _redis()
     attempt = int(client.incr(f"attempts:{model_run_id}"))
     if model_run_id < 0 and attempt == 1:

@@ -1,5 +1,5 @@
 """A real Celery worker through the real Redis: results, and redelivery of an unacked task after the worker
-is killed (acks_late + reject_on_worker_lost + a short visibility timeout). Redis DB 11 is this test's own.
+is killed (acks_late + reject_on_worker_lost + a short visibility timeout). Redis DB 15 is this test's own.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from shared.settings import REPO_ROOT
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-REDIS_URL = os.environ.get("BLINDSPOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/11")
+REDIS_URL = os.environ.get("BLINDSPOT_TEST_FOUNDATION_REDIS_URL", "redis://127.0.0.1:6379/15")
 ENV = {
     "BLINDSPOT_REDIS__URL": REDIS_URL,
     "BLINDSPOT_CELERY__VISIBILITY_TIMEOUT_S": "10",
@@ -97,7 +97,12 @@ def test_a_task_runs_through_redis_and_returns_its_result(broker: redis.Redis, t
     module = _app()
     worker = _worker(tmp_path / "worker.log")
     try:
-        result = send(module.app, TaskName.metrics_aggregate_run, AggregateRunPayload(model_run_id=21))
+        result = send(
+            module.app,
+            TaskName.metrics_aggregate_run,
+            AggregateRunPayload(model_run_id=21),
+            ignore_result=False,
+        )
         assert result.get(timeout=60) == {"model_run_id": 21, "attempt": 1}
         assert broker.lrange("done", 0, -1) == [b"21"]
     finally:
@@ -112,7 +117,12 @@ def test_an_unacked_task_is_redelivered_after_the_worker_dies(broker: redis.Redi
     log = tmp_path / "worker.log"
     first = _worker(log)
     try:
-        result = send(module.app, TaskName.metrics_aggregate_run, AggregateRunPayload(model_run_id=-7))
+        result = send(
+            module.app,
+            TaskName.metrics_aggregate_run,
+            AggregateRunPayload(model_run_id=-7),
+            ignore_result=False,
+        )
         _wait(lambda: broker.get("running:-7") is not None, 60, "the first attempt to start", log)
         _kill(first)  # SIGKILL mid-task: the message was never acked
         assert broker.lrange("done", 0, -1) == []

@@ -24,8 +24,12 @@ EXAMPLES = int(os.environ.get("BLINDSPOT_SCHEMATHESIS_EXAMPLES", "5"))
 # The coverage phase (boundary values of every parameter, ~1,400 requests here) runs in the full run only.
 FULL = os.environ.get("BLINDSPOT_SCHEMATHESIS_FULL") == "1"
 config = SchemathesisConfig.from_dict({"phases": {"coverage": {"enabled": FULL}}})
-schema = schemathesis.openapi.from_dict(create_app().openapi(), config=config).exclude(
-    tag=["ingest", "search", "inference"]
+# Left out: forwarded routes, and revoking API keys (a generated id may be the caller's own key, which would
+# turn every later case into a 401; revocation has its own tests).
+schema = (
+    schemathesis.openapi.from_dict(create_app().openapi(), config=config)
+    .exclude(tag=["ingest", "search", "inference"])
+    .exclude(method="DELETE", path="/v1/api-keys/{key_id}")
 )
 CALLS: list[int] = []
 

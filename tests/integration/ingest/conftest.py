@@ -1,7 +1,7 @@
 """The ingest app over httpx's ASGI transport, against real Postgres, SeaweedFS and Redis.
 
 Every test gets its own workspace (the app commits for real). Tasks go to a real Redis broker
-(a database per test worker, purged around each test); ``sent`` records what the app published, after commit.
+(database 14, keys prefixed per test worker, purged around each test); ``sent`` records what the app published, after commit.
 """
 
 from __future__ import annotations
@@ -32,15 +32,9 @@ from shared.settings import (
     Settings,
 )
 
-
-def _redis_url() -> str:
-    """One Redis database per xdist worker (10..15), so queue assertions never see another worker's tasks."""
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
-    n = int(worker[2:]) if worker[2:].isdigit() else 0
-    return os.environ.get("BLINDSPOT_TEST_REDIS_URL", f"redis://127.0.0.1:6379/{10 + n % 6}")
-
-
-REDIS_URL = _redis_url()
+# Redis database 14, and a key prefix per xdist worker: queue assertions never see other tests' tasks.
+REDIS_URL = os.environ.get("BLINDSPOT_TEST_INGEST_REDIS_URL", "redis://127.0.0.1:6379/14")
+PREFIX = f"bs-ingest-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}:"
 _counter = itertools.count()
 
 
@@ -75,15 +69,20 @@ def ingest_settings(db_url: str, s3_settings: S3Settings) -> Settings:
 async def ingest_app(ingest_settings: Settings) -> AsyncIterator[Any]:
     app = create_app(ingest_settings)
     async with app.router.lifespan_context(app):
+        celery = app.state.ctx.celery
+        celery.conf.broker_transport_options = {
+            **celery.conf.broker_transport_options,
+            "global_keyprefix": PREFIX,
+        }
         yield app
 
 
 @pytest.fixture
 def broker() -> Iterator[redis.Redis]:
     client = redis.Redis.from_url(REDIS_URL)
-    client.delete(*[q.value for q in Queue])
+    client.delete(*[PREFIX + q.value for q in Queue])
     yield client
-    client.delete(*[q.value for q in Queue])
+    client.delete(*[PREFIX + q.value for q in Queue])
     client.close()
 
 

@@ -23,7 +23,7 @@ from tests.integration.ingest.boxes import (
     pred_state,
     setup_dataset,
 )
-from tests.integration.ingest.conftest import Sent
+from tests.integration.ingest.conftest import PREFIX, Sent
 
 pytestmark = pytest.mark.integration
 
@@ -31,7 +31,7 @@ pytestmark = pytest.mark.integration
 def _queued(broker: redis.Redis, queue: str) -> list[tuple[str, dict[str, Any]]]:
     """(task name, kwargs) of the messages waiting in a Redis queue."""
     out = []
-    for raw in broker.lrange(queue, 0, -1):
+    for raw in broker.lrange(PREFIX + queue, 0, -1):
         msg = json.loads(raw)
         body = json.loads(base64.b64decode(msg["body"]))
         out.append((msg["headers"]["task"], body[1]))
@@ -48,7 +48,7 @@ async def test_gt_import_on_rows_in_a_run_sends_metrics_after_commit(
         json=[{"global_key": k, "split": "validation"} for k in SIZES],
     )
     assert split.json() == {"rows": 3, "changed": 3}
-    broker.delete("metrics")
+    broker.delete(PREFIX + "metrics")
     sent.tasks.clear()
     r = await import_gt(client, ds, "coco", coco_bytes(COCO_GT))
     assert r.status_code == 201

@@ -14,7 +14,7 @@ from sqlalchemy import Engine, text
 from services.ingest.service.rows import tar_bytes
 from shared.adapters.storage import ObjectStore
 from shared.contracts.tasks import TaskName
-from tests.integration.ingest.conftest import Sent, counts, image_bytes, make_dataset, upload
+from tests.integration.ingest.conftest import PREFIX, Sent, counts, image_bytes, make_dataset, upload
 
 pytestmark = pytest.mark.integration
 
@@ -55,12 +55,12 @@ async def test_same_key_twice_is_one_row_and_changed_bytes_update_it(
     assert first.json()["created"] == 2
     ids = {r["global_key"]: r["id"] for r in first.json()["rows"]}
     sent.tasks.clear()
-    broker.delete("embeddings")
+    broker.delete(PREFIX + "embeddings")
     again = await upload(client, ds, {"k1.jpg": image_bytes(), "k2.jpg": image_bytes(color=(0, 0, 255))})
     assert (again.json()["created"], again.json()["updated"], again.json()["unchanged"]) == (0, 0, 2)
     assert {r["global_key"]: r["id"] for r in again.json()["rows"]} == ids
     assert sent.tasks == []  # nothing changed, nothing to embed
-    assert broker.llen("embeddings") == 0
+    assert broker.llen(PREFIX + "embeddings") == 0
     changed = await upload(client, ds, {"k1.jpg": image_bytes(100, 50)})
     assert (changed.json()["updated"], changed.json()["rows"][0]["id"]) == (1, ids["k1.jpg"])
     assert counts(engine, workspace)["rows"] == 2
@@ -72,7 +72,7 @@ async def test_same_key_twice_is_one_row_and_changed_bytes_update_it(
     assert sent.of(TaskName.search_embed_rows.value) == [
         {"workspace_id": workspace, "data_row_ids": [ids["k1.jpg"]]}
     ]
-    assert broker.llen("embeddings") == 2  # embed + match_slices really reached the Redis broker
+    assert broker.llen(PREFIX + "embeddings") == 2  # embed + match_slices really reached the Redis broker
 
 
 async def test_metadata_and_listing_pages(client: httpx.AsyncClient) -> None:

@@ -63,7 +63,8 @@ def _pycoco(db_url: str, run: SeededRun) -> COCOeval:
 def _class_rows(factory: sessionmaker[Session], run_id: int, split: str) -> dict[int, dict[str, object]]:
     with factory() as s:
         res = s.execute(
-            text("SELECT * FROM class_metrics WHERE model_run_id = :r AND split = :s"), {"r": run_id, "s": split}
+            text("SELECT * FROM class_metrics WHERE model_run_id = :r AND split = :s"),
+            {"r": run_id, "s": split},
         )
         return {int(m["class_id"]): dict(m) for m in res.mappings()}
 
@@ -77,8 +78,12 @@ def test_class_ap_equals_pycocotools(db_url: str, factory: sessionmaker[Session]
     for k, cid in enumerate(ev.params.catIds):
         row = stored[cid]
         for col, a, m, t in (
-            ("ap", 0, 2, None), ("ap50", 0, 2, 0), ("ap75", 0, 2, 5), ("ap_small", 1, 2, None),
-            ("ap_medium", 2, 2, None), ("ap_large", 3, 2, None),
+            ("ap", 0, 2, None),
+            ("ap50", 0, 2, 0),
+            ("ap75", 0, 2, 5),
+            ("ap_small", 1, 2, None),
+            ("ap_medium", 2, 2, None),
+            ("ap_large", 3, 2, None),
         ):
             s = prec[:, :, k, a, m] if t is None else prec[t, :, k, a, m]
             want = float(np.mean(s[s > -1])) if (s > -1).any() else None
@@ -96,8 +101,17 @@ def test_class_ap_equals_pycocotools(db_url: str, factory: sessionmaker[Session]
                 assert row[col] == pytest.approx(want, abs=1e-9), (cid, col)
     assert checked >= 40
     summary = stored[0]
-    for col, i in (("ap", 0), ("ap50", 1), ("ap75", 2), ("ap_small", 3), ("ap_medium", 4), ("ap_large", 5),
-                   ("ar1", 6), ("ar10", 7), ("ar100", 8)):
+    for col, i in (
+        ("ap", 0),
+        ("ap50", 1),
+        ("ap75", 2),
+        ("ap_small", 3),
+        ("ap_medium", 4),
+        ("ap_large", 5),
+        ("ar1", 6),
+        ("ar10", 7),
+        ("ar100", 8),
+    ):
         assert summary[col] == pytest.approx(ev.stats[i], abs=1e-9), col
 
 
@@ -146,8 +160,9 @@ def test_sql_threshold_change_equals_fresh_evaluation(
             continue
         r = by_row[rid]
         assert tuple(int(v) for v in r[2:7]) == (t.num_gt[i], t.num_pred[i], t.tp[i], t.fp[i], t.fn[i]), rid
-        for j, arr in zip(range(7, 13), (t.precision, t.recall, t.f1, t.mean_iou, t.min_conf, t.mean_conf),
-                          strict=True):
+        for j, arr in zip(
+            range(7, 13), (t.precision, t.recall, t.f1, t.mean_iou, t.min_conf, t.mean_conf), strict=True
+        ):
             want = arr[i]
             assert (r[j] is None) == bool(np.isnan(want)), (rid, j)
             if r[j] is not None:
@@ -178,13 +193,17 @@ def test_threshold_change_rewrites_rows_by_sql(db_url: str, factory: sessionmake
     assert sum(len(c) for c in res.rows_to_recompute) == 80
     with factory() as s:
         stored = s.execute(
-            text("SELECT data_row_id, tp, fp, fn FROM row_metrics WHERE model_run_id = :r ORDER BY data_row_id"),
+            text(
+                "SELECT data_row_id, tp, fp, fn FROM row_metrics WHERE model_run_id = :r ORDER BY data_row_id"
+            ),
             {"r": r.model_run_id},
         ).all()
         batch = repository.load_batch(s, r.model_run_id, r.row_ids)
     fresh = evaluate_rows(batch, 0.6, 0.5).rows
-    want = {int(d): (int(a), int(b), int(c)) for d, a, b, c in
-            zip(fresh.data_row_id, fresh.tp, fresh.fp, fresh.fn, strict=True)}
+    want = {
+        int(d): (int(a), int(b), int(c))
+        for d, a, b, c in zip(fresh.data_row_id, fresh.tp, fresh.fp, fresh.fn, strict=True)
+    }
     assert {int(d): (tp, fp, fn) for d, tp, fp, fn in stored} == want
     # The full refresh of the same rows gives the same numbers (and updates statuses/TIDE/Labelbox).
     for rows in res.rows_to_recompute:
@@ -192,7 +211,9 @@ def test_threshold_change_rewrites_rows_by_sql(db_url: str, factory: sessionmake
             service.compute_rows(s, r.model_run_id, rows)
     with factory() as s:
         again = s.execute(
-            text("SELECT data_row_id, tp, fp, fn FROM row_metrics WHERE model_run_id = :r ORDER BY data_row_id"),
+            text(
+                "SELECT data_row_id, tp, fp, fn FROM row_metrics WHERE model_run_id = :r ORDER BY data_row_id"
+            ),
             {"r": r.model_run_id},
         ).all()
     assert again == stored
@@ -206,7 +227,9 @@ def test_compute_rows_twice_is_identical(factory: sessionmaker[Session], run: Se
                 {"r": run.model_run_id},
             ).all()
             rm = s.execute(
-                text("SELECT * FROM row_class_metrics WHERE model_run_id = :r ORDER BY data_row_id, class_id"),
+                text(
+                    "SELECT * FROM row_class_metrics WHERE model_run_id = :r ORDER BY data_row_id, class_id"
+                ),
                 {"r": run.model_run_id},
             ).all()
         return [tuple(x) for x in om], [tuple(x) for x in rm]

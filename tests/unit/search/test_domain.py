@@ -125,3 +125,16 @@ def test_projection_pca_and_umap_shapes() -> None:
     assert np.sign(pca[:30, 0].mean()) != np.sign(pca[30:, 0].mean())
     assert project_2d(x[:1], "umap").shape == (1, 2)
     assert project_2d(np.zeros((0, 8)), "pca").shape == (0, 2)
+
+
+@pytest.mark.slow
+def test_umap_separates_clusters() -> None:
+    """UMAP (umap-learn, cosine) keeps two clusters apart in 2-D (~20 s: numba compiles on first use)."""
+    from sklearn.metrics import silhouette_score
+
+    rng = np.random.default_rng(0)
+    x = np.vstack([rng.normal(size=(40, 32)) + 3, rng.normal(size=(40, 32)) - 3])
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    y = project_2d(x, "umap")
+    assert y.shape == (80, 2) and np.isfinite(y).all()
+    assert silhouette_score(y, [0] * 40 + [1] * 40) > 0.5

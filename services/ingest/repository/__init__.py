@@ -1,0 +1,87 @@
+"""Every SQL statement of the ingest service, one module per concern. Bulk writes use COPY.
+
+Callers use ``from services.ingest import repository as repo`` and ``repo.<function>``.
+"""
+
+from services.ingest.repository.boxes import (
+    add_run_rows,
+    annotations_of,
+    count_boxes,
+    predictions_of,
+    replace_annotations,
+    replace_predictions,
+    runs_of_rows,
+    set_run_splits,
+)
+from services.ingest.repository.catalog import (
+    count_rows,
+    create_dataset,
+    create_run,
+    dataset_by_name,
+    get_dataset,
+    get_run,
+    insert_classes,
+    list_classes,
+    list_datasets,
+    list_runs,
+    lock_classes,
+    lock_dataset,
+    lock_run,
+    run_by_name,
+    run_counts,
+    workspace_exists,
+)
+from services.ingest.repository.copy import binary_copy_payload, copy_payload
+from services.ingest.repository.jobs import create_job, finish_job, get_job, lock_job, set_progress
+from services.ingest.repository.rows import (
+    RowRef,
+    list_rows,
+    rows_by_ids,
+    rows_by_keys,
+    rows_of_dataset,
+    rows_of_run,
+    set_coco_ids,
+    upsert_rows,
+)
+
+__all__ = [
+    "RowRef",
+    "add_run_rows",
+    "annotations_of",
+    "binary_copy_payload",
+    "copy_payload",
+    "count_boxes",
+    "count_rows",
+    "create_dataset",
+    "create_job",
+    "create_run",
+    "dataset_by_name",
+    "finish_job",
+    "get_dataset",
+    "get_job",
+    "get_run",
+    "insert_classes",
+    "list_classes",
+    "list_datasets",
+    "list_rows",
+    "list_runs",
+    "lock_classes",
+    "lock_dataset",
+    "lock_job",
+    "lock_run",
+    "predictions_of",
+    "replace_annotations",
+    "replace_predictions",
+    "rows_by_ids",
+    "rows_by_keys",
+    "rows_of_dataset",
+    "rows_of_run",
+    "run_by_name",
+    "run_counts",
+    "runs_of_rows",
+    "set_coco_ids",
+    "set_progress",
+    "set_run_splits",
+    "upsert_rows",
+    "workspace_exists",
+]
