@@ -128,6 +128,7 @@ def main() -> None:
     ap.add_argument("--duration", type=float, default=60.0)
     ap.add_argument("--think", type=float, default=1.0, help="mean pause between a user's pages (s)")
     ap.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
+    ap.add_argument("--pool", type=int, default=8, help="Postgres connections per worker")
     ap.add_argument("--db", default="blindspot_bench")
     ap.add_argument("--rows", type=int, default=100_000, help="rows to build when --db is empty")
     args = ap.parse_args()
@@ -139,7 +140,7 @@ def main() -> None:
     env = {
         **os.environ,
         "BLINDSPOT_DATABASE__URL": url,
-        "BLINDSPOT_DATABASE__POOL_SIZE": str(max(5, min(40, args.clients // (2 * args.workers)))),
+        "BLINDSPOT_DATABASE__POOL_SIZE": str(args.pool),
         "BLINDSPOT_GATEWAY__BOOTSTRAP_TOKEN": BOOTSTRAP,
         "BLINDSPOT_LOG_LEVEL": "WARNING",
     }

@@ -67,7 +67,13 @@ def numpy_scan(x: np.ndarray, mask: np.ndarray, qs: np.ndarray, k: int) -> tuple
 
 
 def load(
-    store: VectorStore, x: np.ndarray, ws: np.ndarray, ds: np.ndarray, labeled: np.ndarray, batch: int
+    store: VectorStore,
+    x: np.ndarray,
+    ws: np.ndarray,
+    ds: np.ndarray,
+    labeled: np.ndarray,
+    batch: int,
+    optimize: bool = True,
 ) -> float:
     t0 = time.perf_counter()
     store.ensure_collection("bench", DIM, INDEXES)
@@ -83,7 +89,8 @@ def load(
             for r in range(i, j)
         ]
         store.upsert("bench", list(range(i + 1, j + 1)), x[i:j], payloads)
-    store.optimize("bench")
+    if optimize:
+        store.optimize("bench")
     return time.perf_counter() - t0
 
 
@@ -135,6 +142,9 @@ def main() -> None:
     p.add_argument("--qdrant-url", default=None, help="also measure a Qdrant server")
     p.add_argument("--selective", action="store_true", help="filter on one dataset too (~5% of points)")
     p.add_argument("--embed-images", type=int, default=64)
+    p.add_argument(
+        "--no-optimize", action="store_true", help="measure Edge before its HNSW build (plain segments)"
+    )
     args = p.parse_args()
 
     x, ws, ds, labeled = make_data(args.n, args.seed)
@@ -165,7 +175,7 @@ def main() -> None:
             if backend == "server":
                 store._client.delete_collection("bench")  # type: ignore[attr-defined]
             n_q = args.local_queries if backend in ("local", "memory") else args.queries
-            load_s = load(store, x, ws, ds, labeled, 1000)
+            load_s = load(store, x, ws, ds, labeled, 1000, optimize=not args.no_optimize)
             times, recall = run_store(store, flt, qs[:n_q], args.k, truth[:n_q])
             rows.append(
                 (f"qdrant {label}", load_s, pct(times, 50), pct(times, 95), recall, pct(times, 50) / anchor)

@@ -82,6 +82,7 @@ def make_celery(name: str, settings: Settings, *, include: list[str] | None = No
         broker_transport_options={
             "visibility_timeout": c.visibility_timeout_s,
             "unacked_restore_interval": c.unacked_restore_interval_s,
+            **({"global_keyprefix": c.key_prefix} if c.key_prefix else {}),
         },
         result_backend_transport_options={"visibility_timeout": c.visibility_timeout_s},
         broker_connection_retry_on_startup=True,

@@ -51,6 +51,11 @@ class CelerySettings(BaseModel):
     )
     task_time_limit_s: int = Field(default=110, ge=5, description="Hard time limit per task.")
     task_always_eager: bool = Field(default=False, description="Run tasks inline (tests/demo only).")
+    key_prefix: str = Field(
+        default="",
+        description="Prefix of every broker key in Redis (kombu global_keyprefix): isolates concurrent test"
+        " runs or stacks sharing one Redis database.",
+    )
 
     @model_validator(mode="after")
     def _timeout_above_limit(self) -> CelerySettings:
@@ -210,6 +215,12 @@ class SearchSettings(BaseModel):
         " task, so each stays far under the task time limit.",
     )
     onnx_threads: int = Field(default=0, ge=0, description="ONNX Runtime intra-op threads (0 = all cores).")
+    index_after: int = Field(
+        default=20_000,
+        ge=0,
+        description="qdrant-edge-py: build the HNSW index once this many points are unindexed (a scan"
+        " serves them until then; the build blocks the embeddings worker for a while). 0 = never.",
+    )
     max_window: int = Field(
         default=5000, ge=100, description="Deepest result a similarity query pages to (offset + limit)."
     )

@@ -8,20 +8,20 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import typer
 from pydantic import ValidationError
 
 from blindspot.stack.deps import StackError
+from shared.settings import Settings
 
 app = typer.Typer(no_args_is_help=True, help="The local stack: dependencies and services.")
 
 
-def _settings():  # type: ignore[no-untyped-def]
+def _settings() -> Settings:
     """Load the settings, or exit with the setting that is wrong (fail fast, before starting anything)."""
-    from shared.settings import Settings
-
     try:
         return Settings()
     except ValidationError as exc:
@@ -107,7 +107,9 @@ def status() -> None:
 
 @app.command()
 def logs(
-    name: str = typer.Argument("", help="A log name (e.g. honcho, postgres-5432); empty = list them."),
+    name: str = typer.Argument(
+        "", help="A log (honcho, postgres-5432...) or a Procfile process (gateway, worker_metrics...)."
+    ),
     lines: int = typer.Option(60, "-n", help="Lines from the end."),
 ) -> None:
     """List the stack's logs, or print the end of one."""
@@ -119,6 +121,17 @@ def logs(
             typer.echo(str(path))
         return
     matches = [p for p in found if p.stem == name or p.name == name]
+    honcho = folder / "honcho.log"
+    if not matches and honcho.is_file():
+        # A Procfile process (gateway, worker_metrics...): its lines of the honcho log.
+        own = [
+            line
+            for line in honcho.read_text(errors="replace").splitlines()
+            if re.match(rf"^\S+ {re.escape(name)}\.\d+\s+\|", line)
+        ]
+        if own:
+            typer.echo("\n".join(own[-lines:]))
+            return
     if not matches:
         typer.secho(f"no log named {name!r}; known: {', '.join(p.stem for p in found) or 'none'}", err=True)
         raise typer.Exit(1)

@@ -1,7 +1,7 @@
 """The detector pipeline: image bytes -> letterboxed batch -> backend -> decoded boxes per image.
 
 JPEG decoding uses Pillow's draft mode (DCT scaling) so a large photo is decoded near the model's
-input size, the resize is OpenCV-style bilinear (``domain.resize_bilinear``, what the model saw in training), and images are decoded on a thread pool (Pillow releases the GIL) while the previous
+input size, the resize is OpenCV-style bilinear (what the model saw in training; ``resize_image``), and images are decoded on a thread pool (Pillow releases the GIL) while the previous
 batch runs on the backend.
 """
 
@@ -20,7 +20,6 @@ from services.inference.domain import (
     Letterbox,
     letterbox_array,
     postprocess,
-    resize_bilinear,
     to_chw,
 )
 from services.inference.runtime import Backend, ModelSpec
@@ -30,6 +29,20 @@ from shared.settings import InferenceSettings
 Image.MAX_IMAGE_PIXELS = None  # sizes are checked at ingest; here we trust stored images
 
 
+def resize_image(im: Image.Image, new_w: int, new_h: int) -> Image.Image:
+    """Bilinear resize without antialiasing, pixel centres aligned: ``domain.resize_bilinear`` (OpenCV's
+    INTER_LINEAR sampling) done by Pillow's C affine transform, ~3x faster than numpy."""
+    w, h = im.size
+    if (w, h) == (new_w, new_h):
+        return im
+    return im.transform(
+        (new_w, new_h),
+        Image.Transform.AFFINE,
+        (w / new_w, 0, 0, 0, h / new_h, 0),
+        resample=Image.Resampling.BILINEAR,
+    )
+
+
 def decode_letterboxed(data: bytes, size: int) -> tuple[np.ndarray, Letterbox]:
     """Encoded image -> (``[size, size, 3]`` uint8 letterboxed RGB canvas, its ``Letterbox``)."""
     try:
@@ -37,8 +50,7 @@ def decode_letterboxed(data: bytes, size: int) -> tuple[np.ndarray, Letterbox]:
         w, h = im.size
         lb = Letterbox.fit(h, w, size)
         im.draft("RGB", (lb.new_w, lb.new_h))
-        rgb = np.asarray(im.convert("RGB"))
-        return letterbox_array(None, lb, resize_bilinear(rgb, lb.new_h, lb.new_w)), lb
+        return letterbox_array(None, lb, np.asarray(resize_image(im.convert("RGB"), lb.new_w, lb.new_h))), lb
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
         raise InvalidInput(f"cannot decode image: {exc}") from exc
 
@@ -47,7 +59,7 @@ def letterboxed_array(image: np.ndarray, size: int) -> tuple[np.ndarray, Letterb
     """``[H, W, 3]`` uint8 RGB array -> letterboxed canvas."""
     h, w = image.shape[:2]
     lb = Letterbox.fit(h, w, size)
-    return letterbox_array(None, lb, resize_bilinear(image, lb.new_h, lb.new_w)), lb
+    return letterbox_array(None, lb, np.asarray(resize_image(Image.fromarray(image), lb.new_w, lb.new_h))), lb
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,11 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from shared.metrics.coco import COCO_IOU_THRESHOLDS, COCO_REC_THRESHOLDS, accumulate_class
+from shared.metrics.coco import COCO_IOU_THRESHOLDS, COCO_REC_THRESHOLDS
+from shared.metrics.coco_accumulate import accumulate_all
+from shared.metrics.coco_kernels import FP as K_FP
+from shared.metrics.coco_kernels import IGNORED as K_IGNORED
+from shared.metrics.coco_kernels import TP as K_TP
 from shared.metrics.coco_params import AREA_NAMES, AREA_RANGES, COCO_MAX_DETS
 from shared.metrics.curves import NONE_CLASS, confusion_counts, f1_curve
 from shared.metrics.rows import MAX_DETS_TIDE, grid_index, prf
@@ -56,6 +60,20 @@ def _none(v: float | None) -> float | None:
     return None if v is None or v != v else float(v)
 
 
+def _status(
+    area_tp: list[NDArray[np.bool_]], area_ign: list[NDArray[np.bool_]], p_area: NDArray[np.float64]
+) -> NDArray[np.int8]:
+    """``(N, A, T)`` COCO status codes (TP / FP / ignored) per area range from the stored masks."""
+    out = np.empty((len(p_area), len(AREA_NAMES), len(COCO_IOU_THRESHOLDS)), dtype=np.int8)
+    for a, name in enumerate(AREA_NAMES):
+        lo, hi = AREA_RANGES[name]
+        out_rng = ((p_area < lo) | (p_area > hi))[None, :]
+        tp, ign = area_tp[a], area_ign[a]
+        ignored = ign | (~tp & out_rng)
+        out[:, a, :] = np.where(tp, K_TP, np.where(ignored, K_IGNORED, K_FP)).T
+    return out
+
+
 def class_metrics(
     m: Any, split_of: dict[int, str], iou_threshold: float, conf_threshold: float
 ) -> tuple[list[dict[str, Any]], list[tuple[str, int, int, int]]]:
@@ -63,14 +81,17 @@ def class_metrics(
 
     ``m`` is a ``StoredMatches`` (services.metrics.repository).
     """
-    row_split_p = np.array([split_of.get(int(r), "unassigned") for r in m.p_row.tolist()], dtype=object)
-    row_split_g = np.array([split_of.get(int(r), "unassigned") for r in m.g_row.tolist()], dtype=object)
+    split_names = sorted(set(split_of.values()))
+    code = {s: i for i, s in enumerate(split_names)}
+    p_split = np.array([code.get(split_of.get(r, ""), -1) for r in m.p_row.tolist()], dtype=np.int64)
+    g_split = np.array([code.get(split_of.get(r, ""), -1) for r in m.g_row.tolist()], dtype=np.int64)
     rank_rc = _rank_in_group([m.p_row, m.p_cls], m.p_conf, m.p_id)
     rank_r = _rank_in_group([m.p_row], m.p_conf, m.p_id)
     tp_all = _bits(m.p_tp_mask)
     ign_all = _bits(m.p_ign_mask)
     area_tp = [tp_all] + [_bits(m.p_area_masks, 20 * a) for a in range(3)]
     area_ign = [ign_all] + [_bits(m.p_area_masks, 20 * a + 10) for a in range(3)]
+    status = _status(area_tp, area_ign, m.p_area)
     k_run = grid_index(iou_threshold)
     include = m.p_conf >= conf_threshold
     if k_run is not None:
@@ -80,140 +101,125 @@ def class_metrics(
         run_tp = include & m.p_status_tp & ~m.p_ignored
         run_fp = include & ~m.p_status_tp
     k_curve = k_run if k_run is not None else 0
+    curve_tp = tp_all[k_curve]
+    curve_fp = ~tp_all[k_curve] & ~ign_all[k_curve]
     tide_incl = (rank_r < MAX_DETS_TIDE) & ~ign_all[0]
     tide_tp = tide_incl & tp_all[0]
+    # pycocotools order: class, then image ascending, each image's detections by score (stable by id).
+    gorder = np.lexsort((m.p_id, -m.p_conf, m.p_row, m.p_cls))
+    g_ok = ~m.g_crowd
 
-    splits = [*sorted(set(split_of.values())), SPLIT_ALL]
     out: list[dict[str, Any]] = []
     cells: list[tuple[str, int, int, int]] = []
-    for split in splits:
-        ps = np.ones(len(m.p_row), bool) if split == SPLIT_ALL else row_split_p == split
-        gs = np.ones(len(m.g_row), bool) if split == SPLIT_ALL else row_split_g == split
-        classes = sorted(set(m.p_cls[ps].tolist()) | set(m.g_cls[gs].tolist()))
+    for split in [*split_names, SPLIT_ALL]:
+        ps = np.ones(len(m.p_row), bool) if split == SPLIT_ALL else p_split == code[split]
+        gs = np.ones(len(m.g_row), bool) if split == SPLIT_ALL else g_split == code[split]
+        idx = gorder[ps[gorder]]
+        classes = np.array(sorted(set(m.p_cls[idx].tolist()) | set(m.g_cls[gs].tolist())), dtype=np.int64)
+        cls_sorted = m.p_cls[idx]
+        c_start = np.searchsorted(cls_sorted, classes, side="left").astype(np.int64)
+        c_end = np.searchsorted(cls_sorted, classes, side="right").astype(np.int64)
+        num_gt = np.zeros((len(classes), len(AREA_NAMES)), dtype=np.int64)
+        g_pos = np.searchsorted(classes, m.g_cls[gs & g_ok])
+        g_area = m.g_area[gs & g_ok]
+        for a, name in enumerate(AREA_NAMES):
+            lo, hi = AREA_RANGES[name]
+            inside = (g_area >= lo) & (g_area <= hi)
+            num_gt[:, a] = np.bincount(g_pos[inside], minlength=len(classes))
+        precision, recall, _ = accumulate_all(
+            m.p_conf[idx],
+            rank_rc[idx],
+            c_start,
+            c_end,
+            np.ascontiguousarray(status[idx]),
+            num_gt,
+            np.asarray(COCO_MAX_DETS, dtype=np.int64),
+            COCO_REC_THRESHOLDS,
+        )
         tide = tide_delta_ap(
             m.p_cls[ps & tide_incl],
             m.p_conf[ps & tide_incl],
             tide_tp[ps & tide_incl],
             m.p_tide[ps & tide_incl].astype(np.int8),
             m.p_tide_fix[ps & tide_incl],
-            m.g_cls[gs & ~m.g_crowd],
-            m.g_tide_miss[gs & ~m.g_crowd],
+            m.g_cls[gs & g_ok],
+            m.g_tide_miss[gs & g_ok],
         )
         per_class: list[dict[str, Any]] = []
-        for c in classes:
-            pc = ps & (m.p_cls == c)
-            gc = gs & (m.g_cls == c)
-            per_class.append(
-                _one_class(
-                    m, pc, gc, rank_rc, area_tp, area_ign, run_tp, run_fp, include, k_curve, iou_threshold
-                )
-            )
-            per_class[-1].update(split=split, class_id=int(c))
+        for k, c in enumerate(classes.tolist()):
+            sl = idx[c_start[k] : c_end[k]]
+            row = _coco_numbers(precision, recall, num_gt, k, k_curve)
+            ng = int(num_gt[k, 0])
+            tp_n = int(np.count_nonzero(run_tp[sl]))
+            fp_n = int(np.count_nonzero(run_fp[sl]))
+            p, r, f1 = prf(np.array([tp_n]), np.array([fp_n]), np.array([ng - tp_n]))
+            f1c = f1_curve(m.p_conf[sl], curve_tp[sl], curve_fp[sl], ng)
             t = tide.per_class.get(int(c))
-            per_class[-1]["tide"] = None if t is None else {**t, "ap": tide.ap.get(int(c))}
+            row.update(
+                split=split,
+                class_id=int(c),
+                num_gt=ng,
+                num_pred=int(np.count_nonzero(include[sl])),
+                tp=tp_n,
+                fp=fp_n,
+                fn=ng - tp_n,
+                precision=_none(p[0]),
+                recall=_none(r[0]),
+                f1=_none(f1[0]),
+                best_conf_threshold=f1c.best_threshold,
+                best_f1=f1c.best_f1,
+                f1_curve={**f1c.as_json(), "iou": float(COCO_IOU_THRESHOLDS[k_curve])},
+                tide=None if t is None else {**t, "ap": tide.ap.get(int(c))},
+            )
+            per_class.append(row)
         out.extend(per_class)
         out.append(
             _summary(
-                m,
-                ps,
-                gs,
-                per_class,
-                run_tp,
-                run_fp,
-                include,
-                split,
-                tide.run,
-                tide.map,
-                tp_all[k_curve],
-                ~tp_all[k_curve] & ~ign_all[k_curve],
+                m, ps, gs, per_class, run_tp, run_fp, include, split, tide.run, tide.map, curve_tp, curve_fp
             )
         )
         cells.extend((split, g, p, n) for (g, p), n in _confusion(m, ps, gs, include).items())
     return out, cells
 
 
-def _one_class(
-    m: Any,
-    pc: NDArray[np.bool_],
-    gc: NDArray[np.bool_],
-    rank_rc: NDArray[np.int64],
-    area_tp: list[NDArray[np.bool_]],
-    area_ign: list[NDArray[np.bool_]],
-    run_tp: NDArray[np.bool_],
-    run_fp: NDArray[np.bool_],
-    include: NDArray[np.bool_],
+def _coco_numbers(
+    precision: NDArray[np.float64],
+    recall: NDArray[np.float64],
+    num_gt: NDArray[np.int64],
+    k: int,
     k_curve: int,
-    iou_threshold: float,
 ) -> dict[str, Any]:
-    idx = np.nonzero(pc)[0]
-    # pycocotools concatenates images in ascending id, each image's detections by score (stable).
-    idx = idx[np.lexsort((m.p_id[idx], -m.p_conf[idx], m.p_row[idx]))]
-    ap: dict[str, float | None] = {}
-    ar: dict[int, float | None] = {}
-    curve50: Any = None
-    for a, name in enumerate(AREA_NAMES):
-        lo, hi = AREA_RANGES[name]
-        num_gt = int(np.count_nonzero(gc & ~m.g_crowd & (m.g_area >= lo) & (m.g_area <= hi)))
-        tp = area_tp[a][:, idx]
-        matched = tp | area_ign[a][:, idx]
-        out_rng = (m.p_area[idx] < lo) | (m.p_area[idx] > hi)
-        ignored = area_ign[a][:, idx] | (~matched & out_rng[None, :])
-        fp = ~matched & ~ignored
-        for md in COCO_MAX_DETS if name == "all" else (max(COCO_MAX_DETS),):
-            keep = rank_rc[idx] < md
-            curve = accumulate_class(
-                m.p_conf[idx][keep], tp[:, keep], fp[:, keep], num_gt, COCO_REC_THRESHOLDS
-            )
-            if md == max(COCO_MAX_DETS):
-                ap[name] = None if curve.ap is None else float(np.mean(curve.ap))
-                if name == "all":
-                    ap["50"] = None if curve.ap is None else float(curve.ap[0])
-                    ap["75"] = None if curve.ap is None else float(curve.ap[5])
-                    curve50 = curve
-            if name == "all":
-                ar[md] = None if curve.recall is None else float(np.mean(curve.recall))
-    num_gt_all = int(np.count_nonzero(gc & ~m.g_crowd))
-    tp_n = int(np.count_nonzero(pc & run_tp))
-    fp_n = int(np.count_nonzero(pc & run_fp))
-    fn_n = num_gt_all - tp_n
-    p, r, f1 = prf(np.array([tp_n]), np.array([fp_n]), np.array([fn_n]))
-    f1c = f1_curve(
-        m.p_conf[idx],
-        area_tp[0][k_curve, idx],
-        ~area_tp[0][k_curve, idx] & ~area_ign[0][k_curve, idx],
-        num_gt_all,
-    )
+    """AP/AR of class index k from accumulate_all's arrays (None where the class has no GT)."""
+    m100 = len(COCO_MAX_DETS) - 1
+
+    def ap(a: int, t: int | None = None) -> float | None:
+        if num_gt[k, a] == 0:
+            return None
+        s = precision[:, :, k, a, m100] if t is None else precision[t, :, k, a, m100]
+        return float(np.mean(s))
+
+    has = num_gt[k, 0] > 0
     pr = None
-    if curve50 is not None and curve50.precision is not None:
+    if has:
         pr = {
             "iou": 0.5,
             "recall": [round(v, 2) for v in COCO_REC_THRESHOLDS.tolist()],
-            "precision": [round(v, 6) for v in curve50.precision[0].tolist()],
+            "precision": [round(v, 6) for v in precision[0, :, k, 0, m100].tolist()],
             "iou_run": float(COCO_IOU_THRESHOLDS[k_curve]),
-            "precision_run": [round(v, 6) for v in curve50.precision[k_curve].tolist()],
+            "precision_run": [round(v, 6) for v in precision[k_curve, :, k, 0, m100].tolist()],
         }
     return {
-        "num_gt": num_gt_all,
-        "num_pred": int(np.count_nonzero(pc & include)),
-        "tp": tp_n,
-        "fp": fp_n,
-        "fn": fn_n,
-        "precision": _none(p[0]),
-        "recall": _none(r[0]),
-        "f1": _none(f1[0]),
-        "ap": ap["all"],
-        "ap50": ap["50"],
-        "ap75": ap["75"],
-        "ap_small": ap["small"],
-        "ap_medium": ap["medium"],
-        "ap_large": ap["large"],
-        "ar1": ar[1],
-        "ar10": ar[10],
-        "ar100": ar[100],
-        "best_conf_threshold": f1c.best_threshold,
-        "best_f1": f1c.best_f1,
+        "ap": ap(0),
+        "ap50": ap(0, 0),
+        "ap75": ap(0, 5),
+        "ap_small": ap(1),
+        "ap_medium": ap(2),
+        "ap_large": ap(3),
+        **{
+            f"ar{md}": float(np.mean(recall[:, k, 0, i])) if has else None
+            for i, md in enumerate(COCO_MAX_DETS)
+        },
         "pr_curve": pr,
-        "f1_curve": {**f1c.as_json(), "iou": float(COCO_IOU_THRESHOLDS[k_curve])},
     }
 
 

@@ -39,7 +39,7 @@ def _redis() -> redis.Redis:
 
 
 def _debounce_key(model_run_id: int) -> str:
-    return f"blindspot:metrics:aggregate:{model_run_id}"
+    return f"{get_settings().celery.key_prefix}blindspot:metrics:aggregate:{model_run_id}"
 
 
 def schedule_aggregate(model_run_id: int) -> None:

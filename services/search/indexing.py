@@ -144,6 +144,8 @@ def embed_rows(
         store.upsert(images, [r.id for r in ok], vecs, [image_payload(facts[r.id]) for r in ok])
         repo.mark_embedded(session, [r.id for r in ok], datetime.now(UTC))
         result.embedded += len(ok)
+    if result.embedded and settings.search.index_after:
+        store.optimize(images, min_unindexed=settings.search.index_after)
     stale = {r.id: image_payload(facts[r.id]) for r in rows if r.id in present and r.embedded_at is not None}
     result.refreshed = _refresh(store, images, workspace_id, stale)  # type: ignore[arg-type]
     return result
@@ -202,5 +204,7 @@ def embed_objects(
         [object_payload(o, facts[o.data_row_id]) for o in done],
     )
     result.embedded = len(done)
+    if done and settings.search.index_after:
+        store.optimize(objects, min_unindexed=settings.search.index_after)
     _refresh(store, images, ws, {row_id: image_payload(f) for row_id, f in facts.items()})  # type: ignore[arg-type]
     return result

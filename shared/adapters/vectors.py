@@ -103,8 +103,9 @@ class VectorStore(Protocol):
 
     def count(self, name: str, *, workspace_id: int, filter: VectorFilter | None = None) -> int: ...
 
-    def optimize(self, name: str) -> None:
-        """Build indexes after a bulk load (HNSW in Edge; no-op elsewhere)."""
+    def optimize(self, name: str, *, min_unindexed: int = 0) -> bool:
+        """Build indexes (HNSW in Edge; a no-op elsewhere, where the server or the scan needs none) when
+        at least ``min_unindexed`` points are not indexed yet. Returns whether it ran."""
         ...
 
     def ping(self) -> None: ...
@@ -287,8 +288,8 @@ class QdrantStore:
         flt = self._filter(_with_workspace(filter, workspace_id))
         return int(self._client.count(name, count_filter=flt, exact=True).count)
 
-    def optimize(self, name: str) -> None:
-        return None
+    def optimize(self, name: str, *, min_unindexed: int = 0) -> bool:
+        return False
 
     def ping(self) -> None:
         try:
@@ -443,9 +444,14 @@ class EdgeStore:
         flt = self._filter(_with_workspace(filter, workspace_id))
         return int(self._shard(name).count(e.CountRequest(filter=flt, exact=True)))
 
-    def optimize(self, name: str) -> None:
+    def optimize(self, name: str, *, min_unindexed: int = 0) -> bool:
         with self._lock:
-            self._shard(name).optimize()
+            shard = self._shard(name)
+            if min_unindexed > 0:
+                info = shard.info()
+                if info.points_count - info.indexed_vectors_count < min_unindexed:
+                    return False
+            return bool(shard.optimize())
 
     def ping(self) -> None:
         return None

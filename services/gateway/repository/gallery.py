@@ -55,12 +55,16 @@ async def page_rows(
             q = q.where(row < after.id if descending else row > after.id)
         return await run(q.order_by(row.desc() if descending else row.asc()).limit(limit))
 
+    # Keyset on (sort value, row id) of the table that holds the sort column: for a class metric that is the
+    # class table, so the whole key is an index condition of (run, class, metric, row).
+    key_row = sort_expr.table.c.data_row_id if hasattr(sort_expr, "table") else row
+
     def phase0() -> Any:
         q = base.add_columns(sort_expr.label("v"), literal(0).label("phase")).where(sort_expr.is_not(None))
         if after is not None and after.phase == 0 and after.id is not None:
-            key = tuple_(sort_expr, row)
+            key = tuple_(sort_expr, key_row)
             q = q.where(key < (after.value, after.id) if descending else key > (after.value, after.id))
-        order = (sort_expr.desc(), row.desc()) if descending else (sort_expr.asc(), row.asc())
+        order = (sort_expr.desc(), key_row.desc()) if descending else (sort_expr.asc(), key_row.asc())
         return q.order_by(*order).limit(limit)
 
     def phase1() -> Any:
@@ -68,8 +72,8 @@ async def page_rows(
             sort_expr.is_(None)
         )
         if after is not None and after.phase == 1 and after.id is not None:
-            q = q.where(row < after.id if descending else row > after.id)
-        return q.order_by(row.desc() if descending else row.asc()).limit(limit)
+            q = q.where(key_row < after.id if descending else key_row > after.id)
+        return q.order_by(key_row.desc() if descending else key_row.asc()).limit(limit)
 
     if after is not None and after.phase == 1:
         return await run(phase1())
@@ -136,8 +140,10 @@ async def row_objects(
         for r in (await session.execute(gt_q.order_by(ANN.c.id))).all():
             out[r.data_row_id].append(_obj("gt", r, None, None, None, None, None))
         return out
-    om = OM.alias("om_obj")
-    mp = OM.alias("om_mp")
+    # The two SELECTs of the UNION read object_matches without aliases (each has its own scope): building
+    # an alias of a 20-column table costs more Python than the whole query on the server.
+    om: Any = OM
+    mp: Any = OM.alias("om_mp") if scope.custom else None
     bit = scope.bit
     gt_status: Any = om.c.status
     if scope.custom:
@@ -181,7 +187,7 @@ async def row_objects(
         .select_from(gt_from)
         .where(ANN.c.data_row_id.in_(id_list))
     )
-    pom = OM.alias("om_pred")
+    pom: Any = OM
     pred_status: Any = pom.c.status
     if scope.custom:
         pred_status = case(

@@ -11,7 +11,8 @@ from services.gateway import domain
 from services.gateway.domain import Filter, Principal
 from services.gateway.repository import gallery as repo
 from services.gateway.repository import runs as runs_repo
-from services.gateway.repository.filters import confusion_pairs
+from services.gateway.repository.filters import Compiled, confusion_pairs
+from services.gateway.repository.sources import RunScope, class_source
 from services.gateway.service.gallery import compile_query, load_run, run_scope
 from services.gateway.state import GatewayState
 from shared.errors import BadRequest
@@ -30,6 +31,13 @@ async def class_table(
     for r in rows:
         r["class_name"] = names.get(r["class_id"]) if r["class_id"] else None
     return rows
+
+
+def class_only(scope: RunScope, class_id: int, split: str | None) -> Compiled:
+    table, conds = class_source(scope, class_id)
+    if split:
+        conds.append(table.c.split == split)
+    return Compiled(src=table, from_=table, where=conds, classes={class_id: table})
 
 
 async def histogram(
@@ -52,8 +60,14 @@ async def histogram(
     flt = Filter.model_validate({"all": base})
     if class_name is not None and class_name not in scope.class_ids:
         raise BadRequest(f"class_name: unknown class {class_name!r}", context={"field": "class_name"})
-    compiled = await compile_query(session, state, principal, scope, flt, sort_class=class_name)
-    expr = compiled.classes[scope.class_ids[class_name]].c[column] if class_name else compiled.src.c[column]
+    if class_name is not None:
+        # A class histogram reads the (run, class) rows alone (they carry the split): the same rows the
+        # gallery's class-restricted filter returns, without a join per row.
+        compiled = class_only(scope, scope.class_ids[class_name], split)
+        expr = compiled.src.c[column]
+    else:
+        compiled = await compile_query(session, state, principal, scope, flt)
+        expr = compiled.src.c[column]
     vmin = vmax = None
     if column not in domain.RATE_COLUMNS:
         vmin, vmax = await repo.value_range(session, compiled, expr)

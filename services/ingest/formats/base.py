@@ -6,6 +6,7 @@ import io
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -109,6 +110,17 @@ class ExportData:
 
 def factorize(values: list[Any]) -> tuple[list[Any], np.ndarray]:
     """Unique values in first-seen order and each value's index into them."""
+    if values and all(type(v) is int for v in values):
+        try:
+            arr = np.asarray(values, dtype=np.int64)
+        except OverflowError:
+            pass
+        else:
+            uniq, first, inverse = np.unique(arr, return_index=True, return_inverse=True)
+            order = np.argsort(first, kind="stable")
+            rank = np.empty_like(order)
+            rank[order] = np.arange(len(order))
+            return [int(u) for u in uniq[order]], rank[inverse.reshape(-1)].astype(np.int64)
     index: dict[Any, int] = {}
     codes = [index.setdefault(v, len(index)) for v in values]
     return list(index), np.asarray(codes, dtype=np.int64)
@@ -132,6 +144,12 @@ def to_float_matrix(rows: list[Any], width: int, where: Callable[[int], str], wh
     """``rows`` as an (n, width) float64 array; names the first row that is not ``width`` numbers."""
     if not rows:
         return np.zeros((0, width))
+    try:
+        if set(map(len, rows)) == {width}:
+            flat = np.fromiter(chain.from_iterable(rows), np.float64, count=len(rows) * width)
+            return flat.reshape(len(rows), width)
+    except (ValueError, TypeError):
+        pass
     try:
         arr = np.asarray(rows, dtype=np.float64)
         if arr.ndim == 2 and arr.shape[1] == width:

@@ -144,7 +144,12 @@ def parse_results(data: bytes, source: str) -> BoxTable:
             if not isinstance(v, int) or isinstance(v, bool):
                 raise fail(where(i), f"category_id must be an integer, got {v!r}")
     xywh = to_float_matrix(bboxes, 4, where, "bbox")
-    conf = to_float_vector([1.0 if s is None else s for s in scores], where, "score")
+    try:
+        conf = np.asarray(scores, dtype=np.float64)
+        missing = np.flatnonzero(np.isnan(conf))
+        conf[[i for i in missing if scores[i] is None]] = 1.0  # "score": null counts as 1.0 too
+    except (ValueError, TypeError):
+        conf = to_float_vector(scores, where, "score")
     try:
         images, img_idx = factorize(image_ids)
     except TypeError:

@@ -12,10 +12,10 @@ import os
 import random
 import signal
 import time
+import uuid
 from typing import Any
 
 import pytest
-import redis
 from sqlalchemy import create_engine, text
 from sqlalchemy.orm import sessionmaker
 
@@ -93,38 +93,47 @@ def test_kill9_and_duplicates_lose_nothing_and_count_nothing_twice(db_url: str) 
     assert len(want["rows"]) == len(run.row_ids)
     reset_run_results(db_url, run.model_run_id)
 
-    redis.Redis.from_url(REDIS_URL).flushdb()
+    # A key prefix of its own: concurrent runs of this test never share a queue.
+    prefix = f"bs-test-{uuid.uuid4().hex[:10]}:"
     env = worker_env(
         db_url,
         REDIS_URL,
+        BLINDSPOT_CELERY__KEY_PREFIX=prefix,
         BLINDSPOT_CELERY__TASK_TIME_LIMIT_S="30",
         BLINDSPOT_CELERY__VISIBILITY_TIMEOUT_S="35",
         BLINDSPOT_CELERY__UNACKED_RESTORE_INTERVAL_S="1",
         BLINDSPOT_METRICS__AGGREGATE_DEBOUNCE_S="0.5",
     )
-    app = client_app(db_url, REDIS_URL)
+    app = client_app(db_url, REDIS_URL, prefix)
     rnd = random.Random(1234)
     procs = [start_worker(env, "rel-a"), start_worker(env, "rel-b")]
     try:
         wait_ready(app, 2)
+        # 1. Every task once; SIGKILL a worker (main process and pool child) 3 times at random moments.
         start = time.monotonic()
-        # Every task twice: duplicates must rewrite identical results.
         sent = enqueue_run(app, run.model_run_id, run.row_ids, CHUNK)
-        sent += enqueue_run(app, run.model_run_id, run.row_ids, CHUNK)
         for i in range(3):
             time.sleep(rnd.uniform(0.3, 2.5))
             victim = rnd.randrange(len(procs))
             stop_worker(procs[victim], signal.SIGKILL)
             procs[victim] = start_worker(env, f"rel-{i}-{victim}")
         wait_aggregated(db_url, run.model_run_id, len(run.row_ids), start, timeout=240)
+        after_kills = _snapshot(db_url, run.model_run_id)
+        # 2. Every task delivered twice (duplicates, redeliveries): results must not change.
+        start = time.monotonic()
+        sent += enqueue_run(app, run.model_run_id, run.row_ids, CHUNK)
+        sent += enqueue_run(app, run.model_run_id, run.row_ids, CHUNK)
+        wait_aggregated(db_url, run.model_run_id, len(run.row_ids), start, timeout=240)
+        time.sleep(1.0)
+        after_duplicates = _snapshot(db_url, run.model_run_id)
     finally:
         for p in procs:
             stop_worker(p)
-    got = _snapshot(db_url, run.model_run_id)
-    assert sent == 2 * len(domain.chunks(run.row_ids, CHUNK))
-    assert got["objects"][0] == got["objects"][1] == want["objects"][0]
-    assert len(got["rows"]) == len(want["rows"])
-    assert got["rows"] == want["rows"]
-    assert got["row_classes"] == want["row_classes"]
-    assert got["cells"] == want["cells"]
-    assert got["classes"] == want["classes"]
+    assert sent == 3 * len(domain.chunks(run.row_ids, CHUNK))
+    for got in (after_kills, after_duplicates):
+        assert got["objects"][0] == got["objects"][1] == want["objects"][0]
+        assert len(got["rows"]) == len(want["rows"])
+        assert got["rows"] == want["rows"]
+        assert got["row_classes"] == want["row_classes"]
+        assert got["cells"] == want["cells"]
+        assert got["classes"] == want["classes"]

@@ -250,18 +250,20 @@ async def test_ingest_refuses_to_commit_while_the_broker_is_down(
     broker.close()
 
 
-def _worker(deps: Deps, log: Path) -> subprocess.Popen[bytes]:
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("BLINDSPOT_")}, **deps.env}
+def _worker(
+    deps: Deps, log: Path, app: str = "services.metrics.worker:app", queue: str = "metrics", **extra: str
+) -> subprocess.Popen[bytes]:
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("BLINDSPOT_")}, **deps.env, **extra}
     env["PYTHONPATH"] = str(REPO_ROOT)
     with log.open("ab") as out:
         return subprocess.Popen(
             [
                 str(Path(sys.executable).parent / "celery"),
                 "-A",
-                "services.metrics.worker:app",
+                app,
                 "worker",
                 "-Q",
-                "metrics",
+                queue,
                 "--concurrency",
                 "1",
                 "--without-gossip",
@@ -352,3 +354,50 @@ async def test_a_run_completes_across_postgres_and_redis_outages(deps: Deps, tmp
         run.model_run_id,
     )[0]
     assert rows == (60, 60)
+
+
+async def test_an_embedding_run_waits_out_an_s3_outage(
+    deps: Deps, ingest: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    """Images uploaded, then S3 goes down: the embedding tasks retry with backoff and finish after it is back."""
+    from shared.internal_auth import internal_headers
+
+    (ws,) = sql(deps, "INSERT INTO workspaces (name) VALUES ('outages-s3-run') RETURNING id")[0]
+    headers = internal_headers(ws)
+    r = await ingest.post("/v1/datasets", json={"name": "s3-run"}, headers=headers)
+    assert r.status_code == 201, r.text
+    ds = r.json()["id"]
+    files = [("files", (f"run{k}.png", png(k + 20), "image/png")) for k in range(4)]
+    assert (await ingest.post(f"/v1/datasets/{ds}/rows", files=files, headers=headers)).status_code == 200
+
+    def embedded() -> int:
+        return int(
+            sql(deps, "SELECT count(*) FROM data_rows WHERE dataset_id = %s AND embedded_at IS NOT NULL", ds)[
+                0
+            ][0]
+        )
+
+    log = tmp_path / "search-worker.log"
+    deps.stop_s3()
+    worker = _worker(
+        deps,
+        log,
+        app="services.search.worker:app",
+        queue="embeddings",
+        BLINDSPOT_QDRANT__PATH=str(tmp_path / "qdrant"),
+        BLINDSPOT_SEARCH__INPROCESS_WORKER="false",
+        BLINDSPOT_SEARCH__ONNX_THREADS="1",
+    )
+    try:
+        await _until(
+            lambda: "Retry in" in log.read_text(), 90, "an embedding task to retry while S3 is down", log
+        )
+        assert embedded() == 0, "nothing was marked embedded without its image"
+        deps.start_s3()
+        await _until(lambda: embedded() == 4, 90, "every row embedded after S3 came back", log)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait(10)
+        if deps.s3 is None or not deps.s3.alive():
+            deps.start_s3()

@@ -68,3 +68,21 @@ def test_no_autostart_names_the_setting(tmp_path: Path) -> None:
             "postgresql+psycopg://postgres@127.0.0.1:1/x", "BLINDSPOT_DATABASE__URL", state, autostart=False
         )
     assert state.load() == {}
+
+
+def test_a_crashed_procfile_process_is_named_with_its_last_lines(tmp_path: Path) -> None:
+    from blindspot.stack.runner import crashed_processes
+
+    log = tmp_path / "honcho.log"
+    log.write_text(
+        "19:04:09 system              | worker_ingest.1 started (pid=1)\n"
+        "19:04:09 worker_ingest.1     | Traceback (most recent call last):\n"
+        "19:04:09 worker_ingest.1     | ModuleNotFoundError: No module named 'services.ingest.worker'\n"
+        "19:04:09 gateway.1           | INFO:     Started server process\n"
+        "19:04:10 system              | worker_ingest.1 stopped (rc=2)\n"
+        "19:04:10 system              | gateway.1 stopped (rc=-15)\n"
+    )
+    crashed = crashed_processes(log)
+    assert list(crashed) == ["worker_ingest"], "SIGTERMed processes are not crashes"
+    assert crashed["worker_ingest"][-1].startswith("ModuleNotFoundError")
+    assert crashed_processes(tmp_path / "missing.log") == {}

@@ -125,3 +125,17 @@ def test_resize_bilinear_matches_opencv_sampling() -> None:
     flat = np.full((30, 40, 3), 77, np.uint8)
     assert (resize_bilinear(flat, 13, 17) == 77).all()
     assert resize_bilinear(flat, 30, 40) is flat
+
+
+def test_pillow_resize_matches_the_numpy_reference() -> None:
+    from PIL import Image
+
+    from services.inference.detector import resize_image
+    from services.inference.domain import resize_bilinear
+
+    rng = np.random.default_rng(1)
+    for h, w, nh, nw in [(240, 320, 192, 256), (1000, 700, 256, 179), (50, 60, 200, 240)]:
+        img = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        fast = np.asarray(resize_image(Image.fromarray(img), nw, nh)).astype(int)
+        assert fast.shape == (nh, nw, 3)
+        assert np.abs(fast - resize_bilinear(img, nh, nw).astype(int)).max() <= 1

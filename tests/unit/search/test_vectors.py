@@ -40,6 +40,7 @@ def _load(store: VectorStore, n: int = 40) -> np.ndarray:
 def test_upsert_is_idempotent_and_workspace_scoped(vector_store: VectorStore) -> None:
     v = _load(vector_store)
     _load(vector_store)  # same ids again: replaced, not duplicated
+    assert vector_store.optimize("images", min_unindexed=10**9) is False  # too few unindexed points
     vector_store.optimize("images")
     assert vector_store.count("images", workspace_id=1) == 20
     assert vector_store.count("images", workspace_id=2) == 20

@@ -38,18 +38,19 @@ def upgrade() -> None:
         CREATE FUNCTION predictions_check_refs() RETURNS trigger LANGUAGE plpgsql AS $$
         DECLARE missing bigint;
         BEGIN
-          SELECT n.model_run_id INTO missing FROM new_rows n
-            LEFT JOIN model_runs r ON r.id = n.model_run_id WHERE r.id IS NULL LIMIT 1;
+          -- Distinct ids first: a few thousand index probes instead of one per inserted row.
+          SELECT v.id INTO missing FROM (SELECT DISTINCT model_run_id AS id FROM new_rows) v
+            WHERE NOT EXISTS (SELECT 1 FROM model_runs r WHERE r.id = v.id) LIMIT 1;
           IF FOUND THEN
             RAISE foreign_key_violation USING MESSAGE = format('predictions: model run %s does not exist', missing);
           END IF;
-          SELECT n.data_row_id INTO missing FROM new_rows n
-            LEFT JOIN data_rows d ON d.id = n.data_row_id WHERE d.id IS NULL LIMIT 1;
+          SELECT v.id INTO missing FROM (SELECT DISTINCT data_row_id AS id FROM new_rows) v
+            WHERE NOT EXISTS (SELECT 1 FROM data_rows d WHERE d.id = v.id) LIMIT 1;
           IF FOUND THEN
             RAISE foreign_key_violation USING MESSAGE = format('predictions: data row %s does not exist', missing);
           END IF;
-          SELECT n.class_id INTO missing FROM new_rows n
-            LEFT JOIN classes c ON c.id = n.class_id WHERE c.id IS NULL LIMIT 1;
+          SELECT v.id INTO missing FROM (SELECT DISTINCT class_id AS id FROM new_rows) v
+            WHERE NOT EXISTS (SELECT 1 FROM classes c WHERE c.id = v.id) LIMIT 1;
           IF FOUND THEN
             RAISE foreign_key_violation USING MESSAGE = format('predictions: class %s does not exist', missing);
           END IF;

@@ -1,0 +1,1 @@
+"""`blindspot demo`: the demo data set and the steps that load it through the gateway."""
