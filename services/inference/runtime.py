@@ -93,6 +93,10 @@ def onnx_session(path: Path, threads: int = 0) -> Any:
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # Idle ORT threads must sleep, not spin: image decoding runs beside them on the same cores
+    # (measured +50 % images/s on a shared 2-core machine).
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
     return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
 
 

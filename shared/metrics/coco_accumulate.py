@@ -75,6 +75,22 @@ def pr_curve(
 
 
 @numba.njit(cache=True, nogil=True)
+def uniform_codes(status: np.ndarray) -> np.ndarray:
+    """``(N, A)``: a detection's code when equal at every threshold of the area range, else -1."""
+    n, n_area, n_thr = status.shape
+    out = np.empty((n, n_area), dtype=np.int8)
+    for i in range(n):
+        for a in range(n_area):
+            first = status[i, a, 0]
+            out[i, a] = first
+            for t in range(1, n_thr):
+                if status[i, a, t] != first:
+                    out[i, a] = -1
+                    break
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
 def accumulate_all(
     det_score: np.ndarray,
     det_rank: np.ndarray,
@@ -85,11 +101,38 @@ def accumulate_all(
     max_dets: np.ndarray,
     rec_thr: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``accumulate_all_uniform`` with the ``uniform`` codes derived from ``status`` (same result)."""
+    return accumulate_all_uniform(
+        det_score,
+        det_rank,
+        cat_det_start,
+        cat_det_end,
+        status,
+        uniform_codes(status),
+        num_gt,
+        max_dets,
+        rec_thr,
+    )
+
+
+@numba.njit(cache=True, nogil=True)
+def accumulate_all_uniform(
+    det_score: np.ndarray,
+    det_rank: np.ndarray,
+    cat_det_start: np.ndarray,
+    cat_det_end: np.ndarray,
+    status: np.ndarray,
+    uniform: np.ndarray,
+    num_gt: np.ndarray,
+    max_dets: np.ndarray,
+    rec_thr: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """COCOeval.accumulate over every category, area range and max-detections setting.
 
     status ``(N, A, T)`` from ``match_groups_status``; det_rank ``(N,)`` is a detection's rank inside its
     (image, category) group; categories own contiguous ranges ``cat_det_start[k]:cat_det_end[k]``;
-    num_gt ``(K, A)`` counts non-ignored GT.
+    num_gt ``(K, A)`` counts non-ignored GT; uniform ``(N, A)`` a detection's code when it is the
+    same at every threshold (else -1): such rows update one counter per area instead of T.
     Returns precision ``(T, R, K, A, M)``, recall ``(T, K, A, M)``, scores ``(T, R, K, A, M)``,
     -1 where a category has no non-ignored GT (pycocotools layout; the caller maps -1 to None).
 
@@ -114,6 +157,7 @@ def accumulate_all(
     ev_pos = np.empty((n_area, n_thr, max_gt), dtype=np.int64)
     n_tp = np.empty((n_area, n_thr), dtype=np.int64)
     n_fp = np.empty((n_area, n_thr), dtype=np.int64)
+    u_fp = np.empty(n_area, dtype=np.int64)
     c_min = np.empty(n_rec, dtype=np.int64)
     for k in range(n_cat):
         c0 = cat_det_start[k]
@@ -137,11 +181,19 @@ def accumulate_all(
                 neg[i] = -det_score[sel[i]]
             order = sel[np.argsort(neg, kind="mergesort")]
             n_tp[:] = 0
-            n_fp[:] = 0
+            n_fp[:] = 0  # FPs counted per threshold, plus u_fp[a] counted for all thresholds at once
+            u_fp[:] = 0
             for i in range(n):
-                row = status[order[i]]
+                j = order[i]
+                row = status[j]
                 for a in range(n_area):
                     if num_gt[k, a] == 0:
+                        continue
+                    u = uniform[j, a]
+                    if u == FP:
+                        u_fp[a] += 1
+                        continue
+                    if u == IGNORED:
                         continue
                     for t in range(n_thr):
                         code = row[a, t]
@@ -151,7 +203,7 @@ def accumulate_all(
                             c = n_tp[a, t] + 1
                             n_tp[a, t] = c
                             tps = float(c)
-                            ev_pr[a, t, c - 1] = tps / (float(n_fp[a, t]) + tps + _EPS)
+                            ev_pr[a, t, c - 1] = tps / (float(n_fp[a, t] + u_fp[a]) + tps + _EPS)
                             ev_pos[a, t, c - 1] = i
             for a in range(n_area):
                 ng = num_gt[k, a]

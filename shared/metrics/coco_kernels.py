@@ -7,7 +7,8 @@ ground truth is in input order. Group ``g`` owns detections ``det_start[g]:det_e
 truth ``gt_start[g]:gt_end[g]``. Indices stored in the outputs are positions in these sorted arrays.
 
 Kernels: ``match_groups`` (full per-area outputs; ``shared.metrics.rows`` relies on its contract),
-``match_groups_status`` (compact TP/FP/ignored codes for ``coco_accumulate.accumulate_all``),
+``match_groups_status`` (compact TP/FP/ignored codes for ``coco_accumulate``; services/metrics uses
+the same layout),
 ``match_block`` (one group), ``box_iou_block``, and the grouping helpers ``sort_runs_by_score`` and
 ``merge_groups`` used by ``coco_input``. Accumulation lives in ``coco_accumulate``.
 
@@ -158,7 +159,7 @@ def match_groups_status(
     area_lo: np.ndarray,
     area_hi: np.ndarray,
     max_det: int,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Match every group at every area range and IoU threshold (compact output for accumulation).
 
     Returns (N = detections, M = ground truth, A = area ranges, T = thresholds):
@@ -167,13 +168,15 @@ def match_groups_status(
     dt_match ``(T, N)`` int64 sorted GT index or -1 at area range 0 ("all");
     gt_match ``(T, M)`` int64 sorted det index or -1 at area range 0; gt_ignore ``(A, M)`` bool;
     det_best_iou ``(N,)`` best IoU with any GT of the group (0 if none), det_best_gt ``(N,)`` its
-    index or -1; gt_best_iou ``(M,)`` best IoU with any kept detection.
+    index or -1; gt_best_iou ``(M,)`` best IoU with any kept detection; uniform ``(N, A)`` int8:
+    the detection's code when it is the same at every threshold of that area range, else -1.
     """
     n_det_all = det_box.shape[0]
     n_gt_all = gt_box.shape[0]
     n_area = area_lo.shape[0]
     n_thr = iou_thr.shape[0]
     status = np.zeros((n_det_all, n_area, n_thr), dtype=np.int8)
+    uniform = np.zeros((n_det_all, n_area), dtype=np.int8)
     dt_match = np.full((n_thr, n_det_all), -1, dtype=np.int64)
     gt_match = np.full((n_thr, n_gt_all), -1, dtype=np.int64)
     gt_ignore = np.zeros((n_area, n_gt_all), dtype=np.bool_)
@@ -204,6 +207,7 @@ def match_groups_status(
                 hi = area_hi[a]
                 for i in range(d0, d1):
                     code = IGNORED if det_area[i] < lo or det_area[i] > hi else FP
+                    uniform[i, a] = code
                     for t in range(n_thr):
                         status[i, a, t] = code
             continue
@@ -238,14 +242,22 @@ def match_groups_status(
             )
             for j in range(ng):
                 gt_ignore[a, g0 + j] = gi[j]
-            for t in range(n_thr):
-                for i in range(nd):
+            for i in range(nd):
+                first = IGNORED
+                mixed = False
+                for t in range(n_thr):
                     if di[t, i]:
-                        status[d0 + i, a, t] = IGNORED
+                        code = IGNORED
                     elif dm[t, i] >= 0:
-                        status[d0 + i, a, t] = TP
+                        code = TP
                     else:
-                        status[d0 + i, a, t] = FP
+                        code = FP
+                    status[d0 + i, a, t] = code
+                    if t == 0:
+                        first = code
+                    elif code != first:
+                        mixed = True
+                uniform[d0 + i, a] = -1 if mixed else first
             if a == 0:
                 for t in range(n_thr):
                     for i in range(nd):
@@ -254,7 +266,7 @@ def match_groups_status(
                     for j in range(ng):
                         if gm[t, j] >= 0:
                             gt_match[t, g0 + j] = d0 + gm[t, j]
-    return status, dt_match, gt_match, gt_ignore, det_best_iou, det_best_gt, gt_best_iou
+    return status, dt_match, gt_match, gt_ignore, det_best_iou, det_best_gt, gt_best_iou, uniform
 
 
 @numba.njit(cache=True, nogil=True)

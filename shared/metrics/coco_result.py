@@ -194,7 +194,7 @@ def _summarize(
 
 
 def _to_input_order(flat: FlatCoco, raw: tuple[np.ndarray, ...], top: int) -> CocoMatches:
-    status, dt_match, gt_match, gt_ignore, det_best_iou, det_best_gt, gt_best_iou = raw
+    status, dt_match, gt_match, gt_ignore, det_best_iou, det_best_gt, gt_best_iou = raw[:7]
     out = KA.to_input_order(
         flat.n_det_input,
         flat.n_gt_input,
@@ -243,12 +243,13 @@ def evaluate_flat(flat: FlatCoco, *, max_dets: tuple[int, ...] = COCO_MAX_DETS) 
     num_gt = np.stack(
         [np.bincount(flat.gt_cat[~gt_ignore[a]], minlength=n_cat) for a in range(len(AREA_NAMES))], axis=1
     ).astype(np.int64)
-    precision, recall, scores = KA.accumulate_all(
+    precision, recall, scores = KA.accumulate_all_uniform(
         flat.det_score,
         flat.det_rank,
         flat.cat_det_start,
         flat.cat_det_end,
         status,
+        raw[7],
         num_gt.reshape(n_cat, len(AREA_NAMES)),
         np.asarray(max_dets, dtype=np.int64),
         COCO_REC_THRESHOLDS,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Coroutine
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
@@ -70,7 +71,10 @@ async def get_principal(
     if key.revoked_at is not None:
         log.info("api key refused", key_prefix=prefix, reason="revoked")
         raise Unauthorized("the API key was revoked")
-    await repo.touch_key(session, key.id, state.settings.gateway.key_touch_interval_s)
+    interval = state.settings.gateway.key_touch_interval_s
+    last = key.last_used_at
+    if last is None or (datetime.now(UTC) - last).total_seconds() >= interval:
+        await repo.touch_key(session, key.id, interval)
     return Principal(workspace_id=key.workspace_id, key_id=key.id, scopes=frozenset(key.scopes))
 
 

@@ -142,6 +142,8 @@ def apply(
         ]
         repo.set_coco_ids(session, coco_ids)
         runs = repo.runs_of_rows(session, touched)
+        # Labels changed: search refreshes the rows' payload (labeled, classes) and their slices.
+        followups.rows_changed(session, ctx, spec.workspace_id, touched)
     followups.boxes_changed(session, ctx, runs)
     progress(n, n)
     return {

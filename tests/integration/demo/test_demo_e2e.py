@@ -194,6 +194,11 @@ def _check_results(bs: Client) -> None:
     worst = [int(r["data_row_id"]) for r in rows[:3]]
     hits = bs.similar(worst, limit=20, filter={"annotation": "none"})["rows"]
     assert hits, "the unlabeled pool has rows similar to the worst rows"
+    # The search payloads agree with Postgres: every row without GT (the held-out fifth, and any
+    # labeled image whose objects were all too hidden to keep) is found, and nothing else.
+    no_gt = {int(r["data_row_id"]) for r in bs.catalog(annotation="none", limit=200)["rows"]}
+    assert len(no_gt) >= IMAGES // 5
+    assert {int(h["data_row_id"]) for h in hits} == no_gt - set(worst)
     for hit in hits:
         row = bs.row(int(hit["data_row_id"]))
         assert row["num_annotations"] == 0 and not [o for o in row["objects"] if o["kind"] == "gt"], row

@@ -41,6 +41,12 @@ async def test_coco_ground_truth_with_iscrowd_and_area(client: httpx.AsyncClient
     rows = {i["global_key"]: i for i in (await client.get(f"/v1/datasets/{ds}/rows")).json()["items"]}
     assert [rows[k]["num_annotations"] for k in ("img/a.jpg", "img/b.jpg", "img/c.jpg")] == [2, 1, 0]
     assert rows["img/a.jpg"]["metadata"]["coco_image_id"] == 11
+    # The same file again: the same boxes, not twice as many (an import replaces its images' boxes).
+    again = await import_gt(client, ds, "coco", coco_bytes(COCO_GT), "instances.json")
+    assert again.status_code == 201 and again.json()["result"]["classes_created"] == []
+    assert gt_state(engine, ds) == state
+    rows = {i["global_key"]: i for i in (await client.get(f"/v1/datasets/{ds}/rows")).json()["items"]}
+    assert [rows[k]["num_annotations"] for k in ("img/a.jpg", "img/b.jpg", "img/c.jpg")] == [2, 1, 0]
 
 
 async def test_yolo_ground_truth_zip(client: httpx.AsyncClient, engine: Engine) -> None:

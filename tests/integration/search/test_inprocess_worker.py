@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, delete, select
 from sqlalchemy.orm import Session
@@ -25,8 +27,33 @@ from shared.settings import DatabaseSettings, QdrantSettings, SearchSettings, Se
 pytestmark = pytest.mark.integration
 
 
+@pytest.fixture
+def private_broker() -> Iterator[str]:
+    """The worker app on Redis keys of its own (a unique key prefix), so a running stack or another
+    test session (same Redis, same queue names) neither steals this test's tasks nor hands it theirs."""
+    old = dict(celery_app.conf.broker_transport_options or {})
+    prefix = f"bs-search-test-{uuid.uuid4().hex[:8]}:"
+    celery_app.conf.broker_transport_options = {**old, "global_keyprefix": prefix}
+    celery_app._pool = None
+    celery_app.amqp._producer_pool = None
+    try:
+        yield prefix
+    finally:
+        celery_app.conf.broker_transport_options = old
+        celery_app._pool = None
+        celery_app.amqp._producer_pool = None
+        r = redis.Redis.from_url(celery_app.conf.broker_url)
+        for key in r.scan_iter(f"{prefix}*"):
+            r.delete(key)
+
+
 def test_api_process_consumes_embeddings_queue(
-    engine: Engine, db_url: str, tmp_path: Path, photos: dict[str, bytes], object_store: ObjectStore
+    private_broker: str,
+    engine: Engine,
+    db_url: str,
+    tmp_path: Path,
+    photos: dict[str, bytes],
+    object_store: ObjectStore,
 ) -> None:
     tag = uuid.uuid4().hex[:8]
     settings = Settings(

@@ -84,3 +84,29 @@ def test_one_class_matches_pycocotools_accumulate(seed: int) -> None:
             assert np.array_equal(c.precision, want)
             assert np.array_equal(c.recall, ev.eval["recall"][:, k, 0, 2])
             assert np.array_equal(c.scores_at_recall, ev.eval["scores"][:, :, k, 0, 2])
+
+
+def test_accumulate_all_with_and_without_uniform_codes_agree() -> None:
+    """``accumulate_all`` (used by services/metrics) derives the codes the engine passes explicitly."""
+    from shared.metrics import coco_accumulate as KA
+    from shared.metrics import coco_kernels as K
+    from shared.metrics.coco_input import flatten_coco
+    from shared.metrics.coco_params import AREA_NAMES, AREA_RANGES, COCO_IOU_THRESHOLDS, COCO_REC_THRESHOLDS
+
+    gt, dets = make_dataset(9, n_images=25)
+    f = flatten_coco(gt, dets)
+    lo = np.array([AREA_RANGES[a][0] for a in AREA_NAMES])
+    hi = np.array([AREA_RANGES[a][1] for a in AREA_NAMES])
+    raw = K.match_groups_status(
+        f.det_box, f.det_area, f.gt_box, f.gt_area, f.gt_crowd, f.det_start, f.det_end,
+        f.gt_start, f.gt_end, COCO_IOU_THRESHOLDS, lo, hi, 100,
+    )  # fmt: skip
+    status, uniform = raw[0], raw[7]
+    assert np.array_equal(KA.uniform_codes(status), uniform)
+    num_gt = np.stack([np.bincount(f.gt_cat[~raw[3][a]], minlength=len(f.category_ids)) for a in range(4)], 1)
+    args = (f.det_score, f.det_rank, f.cat_det_start, f.cat_det_end, status)
+    tail = (num_gt.astype(np.int64), np.array([1, 10, 100]), COCO_REC_THRESHOLDS)
+    plain = KA.accumulate_all(*args, *tail)
+    fast = KA.accumulate_all_uniform(*args, uniform, *tail)
+    for x, y in zip(plain, fast, strict=True):
+        assert np.array_equal(x, y)

@@ -139,7 +139,7 @@ def test_full_and_compact_group_kernels_agree() -> None:
     args = (f.det_box, f.det_area, f.gt_box, f.gt_area, f.gt_crowd, f.det_start, f.det_end)
     args2 = (f.gt_start, f.gt_end, COCO_IOU_THRESHOLDS, lo, hi, 100)
     dm, di, gm, gi, *best = K.match_groups(*args, *args2)
-    status, dm0, gm0, gi2, *best2 = K.match_groups_status(*args, *args2)
+    status, dm0, gm0, gi2, *best2, uniform = K.match_groups_status(*args, *args2)
     kept = f.det_rank < 100
     code = np.where(di, K.IGNORED, np.where(dm >= 0, K.TP, K.FP)).transpose(2, 0, 1)
     assert np.array_equal(status[kept], code[kept])
@@ -147,3 +147,5 @@ def test_full_and_compact_group_kernels_agree() -> None:
     assert np.array_equal(dm[0], dm0) and np.array_equal(gm[0], gm0) and np.array_equal(gi, gi2)
     for x, y in zip(best, best2, strict=True):
         assert np.array_equal(x, y)
+    same = (status == status[:, :, :1]).all(axis=2)
+    assert np.array_equal(uniform, np.where(same, status[:, :, 0], -1))

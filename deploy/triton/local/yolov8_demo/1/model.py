@@ -22,6 +22,8 @@ class TritonPythonModel:
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = int(params.get("intra_op_threads", "0"))
         opts.inter_op_num_threads = 1
+        # sleep rather than spin between requests: the server shares its cores with the clients
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(path, sess_options=opts, providers=["CPUExecutionProvider"])
         self.input_name = config["input"][0]["name"]
         self.output_name = config["output"][0]["name"]
