@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 
 from services.ingest.context import IngestContext
 from services.ingest.domain import chunks
-from shared.celery import send
+from shared.celery import broker_check, send
 from shared.contracts.tasks import (
     AggregateRunPayload,
     ComputeRowsPayload,
@@ -37,7 +37,7 @@ def rows_changed(session: Session, ctx: IngestContext, workspace_id: int, row_id
                 MatchSlicesPayload(workspace_id=workspace_id, data_row_ids=part),
             )
 
-        on_commit(session, _send)
+        on_commit(session, _send, check=broker_check(ctx.celery))
 
 
 def boxes_changed(session: Session, ctx: IngestContext, runs: dict[int, list[int]]) -> None:
@@ -53,7 +53,7 @@ def boxes_changed(session: Session, ctx: IngestContext, runs: dict[int, list[int
                     ComputeRowsPayload(model_run_id=run_id, data_row_ids=part),
                 )
 
-            on_commit(session, _send)
+            on_commit(session, _send, check=broker_check(ctx.celery))
 
 
 def thresholds_changed(session: Session, ctx: IngestContext, run_id: int) -> None:
@@ -65,4 +65,5 @@ def thresholds_changed(session: Session, ctx: IngestContext, run_id: int) -> Non
             TaskName.metrics_aggregate_run,
             AggregateRunPayload(model_run_id=run_id, thresholds_changed=True),
         ),
+        check=broker_check(ctx.celery),
     )

@@ -24,7 +24,7 @@ from services.ingest.formats import coco, labelbox, ultralytics, voc, yolo
 from services.ingest.formats.base import BoxTable
 from services.ingest.service import followups
 from services.ingest.service.resolve import RowIndex, resolve_classes, resolve_rows
-from shared.celery import send
+from shared.celery import broker_check, send
 from shared.contracts.tasks import IngestImportPayload, TaskName
 from shared.db.enqueue import on_commit
 from shared.db.models.enums import JobStatus
@@ -175,7 +175,11 @@ def create_job(ctx: IngestContext, spec: ImportSpec, data: bytes) -> tuple[uuid.
     with session_scope(ctx.sessions) as s:
         repo.create_job(s, job_id, spec.workspace_id, f"import_{spec.kind}", asdict(spec), spec.run_id)
         if queued:
-            on_commit(s, lambda: send(ctx.celery, TaskName.ingest_import, IngestImportPayload(job_id=job_id)))
+            on_commit(
+                s,
+                lambda: send(ctx.celery, TaskName.ingest_import, IngestImportPayload(job_id=job_id)),
+                check=broker_check(ctx.celery),
+            )
     return job_id, queued
 
 

@@ -207,13 +207,6 @@ async def test_ingest_answers_503_writes_nothing_and_recovers(deps: Deps, ingest
     assert "img5.png" in rows()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ingest sends its follow-up tasks with shared.db.enqueue.on_commit without a broker check: the"
-    " rows commit, then the send fails (500). Fix: services/ingest/service/followups.py and imports.py use"
-    " shared.celery.send_after_commit (refuses the commit with 503 while the broker is down); then drop"
-    " this marker.",
-)
 async def test_ingest_refuses_to_commit_while_the_broker_is_down(
     deps: Deps, ingest: httpx.AsyncClient
 ) -> None:
