@@ -17,6 +17,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import ORJSONResponse
 from sqlalchemy.exc import DBAPIError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.errors import BlindspotError
 from shared.logging import get_logger
@@ -39,6 +40,14 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(BlindspotError)
     async def _blindspot(_: Request, exc: BlindspotError) -> ORJSONResponse:
         return error_response(exc.status_code, exc.code, exc.detail, exc.context)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> ORJSONResponse:
+        # Framework errors (an unparsable multipart/JSON body, 404 route, 405) keep the one JSON shape.
+        code = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        response = error_response(exc.status_code, code, str(exc.detail))
+        response.headers.update(exc.headers or {})
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> ORJSONResponse:

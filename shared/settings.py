@@ -248,7 +248,9 @@ class MetricsSettings(BaseModel):
         " task (N row tasks in a burst cause one aggregation).",
     )
     refresh_chunk_rows: int = Field(
-        default=1000, ge=1, description="Rows per metrics.compute_rows task when the metrics service re-queues a run."
+        default=1000,
+        ge=1,
+        description="Rows per metrics.compute_rows task when the metrics service re-queues a run.",
     )
 
 

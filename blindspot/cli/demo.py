@@ -29,7 +29,7 @@ from blindspot.sdk import ApiError
 from shared.settings import get_settings
 
 app = typer.Typer(help="Load the demo data set, run the demo detector, compute metrics.")
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 def _count(v: Any) -> int:

@@ -16,7 +16,7 @@ from rich.console import Console
 
 from shared.settings import REPO_ROOT
 
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 class DemoError(Exception):

@@ -25,7 +25,7 @@ from blindspot.demo.dataset import DemoError, ensure_images, ground_truth, load_
 from blindspot.sdk import ApiError, Client
 from shared.settings import Settings
 
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 WORKSPACE = "demo"
 DATASET = "demo-street"

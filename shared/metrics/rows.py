@@ -199,6 +199,13 @@ def _mask(flags: B) -> I64:
 _NAMES = np.array(ERROR_NAMES, dtype=object)
 
 
+def _pick(flags: B, index: I64) -> B:
+    """``flags[index]`` where ``index >= 0``, else False (also when ``flags`` is empty)."""
+    if len(flags) == 0:
+        return np.zeros(len(index), dtype=bool)
+    return (index >= 0) & flags[np.maximum(index, 0)]
+
+
 def _named(codes: NDArray[np.int8], where: B) -> NDArray[np.object_]:
     """Error codes -> names (None where ``where`` is False)."""
     out = np.full(len(codes), None, dtype=object)
@@ -273,7 +280,7 @@ def evaluate_rows(batch: RowBatch, iou_threshold: float, conf_threshold: float) 
     p_tp = include & p_matched & ~run_ign
     p_fp = include & ~p_matched
     g_by = gt_match[0, k_run]
-    g_used = (g_by >= 0) & include[np.maximum(g_by, 0)] if n_gt else np.zeros(0, dtype=bool)
+    g_used = (g_by >= 0) & _pick(include, g_by) if n_gt else np.zeros(0, dtype=bool)
     g_ign = gt_ignore[0] if n_gt else np.zeros(0, dtype=bool)
     g_fn = ~g_used & ~g_ign
     run_iou = np.where(p_matched, match_ious_all[k_run], np.nan)
@@ -339,7 +346,7 @@ def evaluate_rows(batch: RowBatch, iou_threshold: float, conf_threshold: float) 
     t_incl = (rank_in_row < MAX_DETS_TIDE) & ~(dt_ignore[0, 0] & matched[0, 0])
     t_tp = t_incl & matched[0, 0]
     t_by = gt_match[0, 0]
-    t_used = (t_by >= 0) & t_incl[np.maximum(t_by, 0)] & ~g_ign if n_gt else np.zeros(0, dtype=bool)
+    t_used = (t_by >= 0) & _pick(t_incl, t_by) & ~g_ign if n_gt else np.zeros(0, dtype=bool)
     tp_err, tp_target, tp_fix, _, _, tg_err, _, _ = tide(t_incl, t_tp, t_used, TIDE_FOREGROUND)
     fix_cls = np.where(tp_fix & (tp_target >= 0), gcls[np.maximum(tp_target, 0)] if n_gt else -1, -1)
 

@@ -18,6 +18,9 @@ from shared.contracts.tasks import ComputeRowsPayload, TaskName
 from shared.db.enqueue import on_commit
 from shared.db.models import Batch
 from shared.errors import BadRequest, Conflict, InvalidInput, NotFound
+from shared.logging import get_logger
+
+log = get_logger(__name__)
 
 
 def batch_out(b: Batch) -> dict[str, Any]:
@@ -327,7 +330,14 @@ async def import_labels(
 
     def enqueue() -> None:
         for item in recompute:
-            send(state.celery, TaskName.metrics_compute_rows, ComputeRowsPayload.model_validate(item))
+            try:
+                send(state.celery, TaskName.metrics_compute_rows, ComputeRowsPayload.model_validate(item))
+            except (
+                Exception
+            ) as exc:  # the labels are committed; a broker outage must not turn that into a 5xx
+                log.error(
+                    "metrics recompute not queued", model_run_id=item["model_run_id"], error=str(exc)[:200]
+                )
 
     if recompute:
         on_commit(session.sync_session, enqueue)

@@ -284,3 +284,32 @@ async def test_row_route_full_resolution_and_objects(gw: httpx.AsyncClient, worl
     assert "images/" in body["image_url"] and "X-Amz-Signature" in body["image_url"]
     assert body["metrics"]["tp"] == run.row_metrics[row_id]["tp"]
     assert {o["id"] for o in body["objects"] if o["kind"] == "gt"} == {a for a, _, _ in world.gt[row_id]}
+
+
+async def test_slice_membership_and_its_saved_filter(
+    gw: httpx.AsyncClient, world: World, engine: Any
+) -> None:
+    from sqlalchemy import insert
+
+    from shared.db.models import Slice, SliceMember
+
+    run = world.runs[0]
+    members = sorted(run.row_ids)[:3]
+    with engine.begin() as conn:
+        collected = conn.execute(
+            insert(Slice).values(workspace_id=world.ws.id, name=f"s-{run.id}-a").returning(Slice.id)
+        ).scalar_one()
+        conn.execute(insert(SliceMember), [{"slice_id": collected, "data_row_id": r} for r in members])
+        saved = conn.execute(
+            insert(Slice)
+            .values(
+                workspace_id=world.ws.id,
+                name=f"s-{run.id}-b",
+                filter={"splits": ["test"], "annotation": "any"},
+            )
+            .returning(Slice.id)
+        ).scalar_one()
+    got = await all_rows(gw, world, run.id, {"filter": {"all": [{"field": "slice_id", "value": collected}]}})
+    assert ids(got) == members
+    got = await all_rows(gw, world, run.id, {"filter": {"all": [{"field": "slice_id", "value": saved}]}})
+    assert ids(got) == sorted(r for r in run.row_ids if run.split_of[r] == "test" and world.gt[r])

@@ -51,12 +51,19 @@ def test_masks_equal_per_image_class_coco_matching() -> None:
                 continue
             ps = ps[np.argsort(batch.pred_id[ps])]
             m = match_image_class(
-                batch.pred_box[ps], batch.pred_score[ps], batch.gt_box[gs], batch.gt_crowd[gs], batch.gt_area[gs],
-                COCO_IOU_THRESHOLDS, max_dets=10_000,
+                batch.pred_box[ps],
+                batch.pred_score[ps],
+                batch.gt_box[gs],
+                batch.gt_crowd[gs],
+                batch.gt_area[gs],
+                COCO_IOU_THRESHOLDS,
+                max_dets=10_000,
             )
             for j, pi in enumerate(ps):
                 want_tp = sum(1 << t for t in range(10) if m.tp[t, j])
-                want_ign = sum(1 << t for t in range(10) if m.det_matched_gt[t, j] >= 0 and m.det_ignored[t, j])
+                want_ign = sum(
+                    1 << t for t in range(10) if m.det_matched_gt[t, j] >= 0 and m.det_ignored[t, j]
+                )
                 assert mask_of[int(batch.pred_id[pi])] == want_tp
                 assert ign_of[int(batch.pred_id[pi])] == want_ign
                 checked += 1
@@ -66,9 +73,17 @@ def test_masks_equal_per_image_class_coco_matching() -> None:
 def test_below_confidence_predictions_are_kept_but_not_counted() -> None:
     box = np.array([[10.0, 10, 20, 20]])
     batch = RowBatch(
-        row_ids=np.array([7]), pred_id=np.array([1, 2]), pred_row=np.array([7, 7]), pred_cls=np.array([1, 1]),
-        pred_box=np.vstack([box, box + 1]), pred_score=np.array([0.2, 0.9]),
-        gt_id=np.array([5]), gt_row=np.array([7]), gt_cls=np.array([1]), gt_box=box, gt_area=np.array([400.0]),
+        row_ids=np.array([7]),
+        pred_id=np.array([1, 2]),
+        pred_row=np.array([7, 7]),
+        pred_cls=np.array([1, 1]),
+        pred_box=np.vstack([box, box + 1]),
+        pred_score=np.array([0.2, 0.9]),
+        gt_id=np.array([5]),
+        gt_row=np.array([7]),
+        gt_cls=np.array([1]),
+        gt_box=box,
+        gt_area=np.array([400.0]),
         gt_crowd=np.array([False]),
     )
     ev = evaluate_rows(batch, 0.5, 0.5)
@@ -96,3 +111,37 @@ def test_f1_curve_best_threshold() -> None:
 def test_confusion_counts_with_none() -> None:
     cells = confusion_counts(np.array([1, 1, 2, NONE_CLASS, 3]), np.array([1, 1, 1, 2, NONE_CLASS]))
     assert cells == {(1, 1): 2, (2, 1): 1, (NONE_CLASS, 2): 1, (3, NONE_CLASS): 1}
+
+
+def _one_sided(n_pred: int, n_gt: int) -> RowBatch:
+    box = np.array([[0.0, 0, 5, 5]])
+    return RowBatch(
+        row_ids=np.array([1, 2]),
+        pred_id=np.arange(1, n_pred + 1),
+        pred_row=np.ones(n_pred, np.int64),
+        pred_cls=np.full(n_pred, 3),
+        pred_box=np.repeat(box, n_pred, axis=0),
+        pred_score=np.full(n_pred, 0.9),
+        gt_id=np.arange(10, 10 + n_gt),
+        gt_row=np.ones(n_gt, np.int64),
+        gt_cls=np.full(n_gt, 3),
+        gt_box=np.repeat(box + 40, n_gt, axis=0),
+        gt_area=np.full(n_gt, 25.0),
+        gt_crowd=np.zeros(n_gt, bool),
+    )
+
+
+def test_rows_with_only_gt_only_predictions_or_nothing() -> None:
+    only_gt = evaluate_rows(_one_sided(0, 2), 0.5, 0.5)
+    assert (only_gt.rows.fn[0], only_gt.rows.recall[0], only_gt.rows.f1[0]) == (2, 0.0, 0.0)
+    assert np.isnan(only_gt.rows.precision[0]) and only_gt.rows.lb_fn[0] == 2 and only_gt.rows.lb_iou[0] == 0
+    assert list(only_gt.objects.error_type) == ["miss", "miss"]
+    only_pred = evaluate_rows(_one_sided(2, 0), 0.5, 0.5)
+    assert (only_pred.rows.fp[0], only_pred.rows.precision[0], only_pred.rows.f1[0]) == (2, 0.0, 0.0)
+    assert np.isnan(only_pred.rows.recall[0]) and list(only_pred.objects.error_type) == ["bkg", "bkg"]
+    nothing = evaluate_rows(_one_sided(0, 0), 0.5, 0.5)
+    for t in (only_gt, only_pred, nothing):  # row 2 has no objects at all
+        r = t.rows
+        assert np.isnan(
+            [r.precision[1], r.recall[1], r.f1[1], r.mean_iou[1], r.lb_iou[1], r.min_conf[1]]
+        ).all()
