@@ -18,10 +18,10 @@ import argparse
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 import psycopg
-import redis
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -68,6 +68,50 @@ def aggregate_seconds(url: str, run_id: int) -> float:
     return time.perf_counter() - t0
 
 
+def wait_with_watchdog(
+    args: argparse.Namespace, app: object, run: object, start: float
+) -> tuple[float, float, int]:
+    """``wait_aggregated``, re-sending the rows still missing when nothing progresses for 60 s.
+
+    Tasks are idempotent, so a re-send is safe; it only happens when messages vanish from the broker
+    (e.g. another process flushing the Redis database), and the printout says so.
+    """
+    resent = 0
+    while True:
+        try:
+            t_rows, t_all = wait_aggregated(args.db_url, run.model_run_id, args.rows, start, timeout=0)  # type: ignore[attr-defined]
+            return t_rows, t_all, resent
+        except TimeoutError:
+            pass
+        last, last_change = -1, time.monotonic()
+        while True:
+            with psycopg.connect(libpq(args.db_url)) as conn:
+                done = conn.execute(
+                    "SELECT count(*) FROM row_metrics WHERE model_run_id = %s",
+                    (run.model_run_id,),  # type: ignore[attr-defined]
+                ).fetchone()[0]  # type: ignore[index]
+            if done != last:
+                last, last_change = done, time.monotonic()
+            if done >= args.rows:
+                t_rows, t_all = wait_aggregated(args.db_url, run.model_run_id, args.rows, start, timeout=600)  # type: ignore[attr-defined]
+                return t_rows, t_all, resent
+            if time.monotonic() - last_change > 60:
+                with psycopg.connect(libpq(args.db_url)) as conn:
+                    missing = [
+                        r[0]
+                        for r in conn.execute(
+                            "SELECT m.data_row_id FROM model_run_rows m LEFT JOIN row_metrics r"
+                            " ON r.model_run_id = m.model_run_id AND r.data_row_id = m.data_row_id"
+                            " WHERE m.model_run_id = %s AND r.data_row_id IS NULL ORDER BY 1",
+                            (run.model_run_id,),  # type: ignore[attr-defined]
+                        ).fetchall()
+                    ]
+                enqueue_run(app, run.model_run_id, missing, args.chunk)  # type: ignore[attr-defined]
+                resent += len(missing)
+                last_change = time.monotonic()
+            time.sleep(0.2)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rows", type=int, default=20_000)
@@ -76,7 +120,7 @@ def main() -> None:
     ap.add_argument(
         "--db-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/blindspot_bench_metrics"
     )
-    ap.add_argument("--redis-url", default="redis://127.0.0.1:6379/12")
+    ap.add_argument("--redis-url", default="redis://127.0.0.1:6379/15")
     ap.add_argument("--debounce", type=float, default=0.5, help="aggregate_debounce_s for the workers")
     args = ap.parse_args()
 
@@ -93,26 +137,33 @@ def main() -> None:
         f"seeded {args.rows} rows, {n_obj[0]} predictions, {n_obj[1]} GT in {time.perf_counter() - t0:.1f}s"
     )
 
-    env = worker_env(args.db_url, args.redis_url, BLINDSPOT_METRICS__AGGREGATE_DEBOUNCE_S=str(args.debounce))
-    app = client_app(args.db_url, args.redis_url)
     results: dict[int, tuple[float, float]] = {}
     log_dir = tempfile.mkdtemp(prefix="bench-metrics-")
     for n in [int(x) for x in args.workers.split(",")]:
-        redis.Redis.from_url(args.redis_url).flushdb()
+        # A fresh broker key prefix per configuration: nothing left over from another one (or another user).
+        prefix = f"bench-metrics-{uuid.uuid4().hex[:8]}:"
+        env = worker_env(
+            args.db_url,
+            args.redis_url,
+            BLINDSPOT_METRICS__AGGREGATE_DEBOUNCE_S=str(args.debounce),
+            BLINDSPOT_CELERY__KEY_PREFIX=prefix,
+        )
+        app = client_app(args.db_url, args.redis_url, prefix)
         reset_run_results(args.db_url, run.model_run_id)
         procs = [start_worker(env, f"bench{n}-{i}", f"{log_dir}/w{n}-{i}.log") for i in range(n)]
         try:
             wait_ready(app, n)
             start = time.monotonic()
             tasks = enqueue_run(app, run.model_run_id, run.row_ids, args.chunk)
-            t_rows, t_all = wait_aggregated(args.db_url, run.model_run_id, args.rows, start, timeout=1800)
+            t_rows, t_all, resent = wait_with_watchdog(args, app, run, start)
         finally:
             for p in procs:
                 stop_worker(p)
         results[n] = (t_rows, t_all)
+        note = f" ({resent} rows re-sent after a stall: tasks lost outside the workers)" if resent else ""
         print(
             f"{n} worker(s): {tasks} tasks; rows stored in {t_rows:.2f}s ({args.rows / t_rows:,.0f} rows/s);"
-            f" per-class aggregated at {t_all:.2f}s (includes {args.debounce}s debounce)"
+            f" per-class aggregated at {t_all:.2f}s (includes {args.debounce}s debounce){note}"
         )
     t_agg = aggregate_seconds(args.db_url, run.model_run_id)
     print(f"aggregation alone (class metrics, curves, confusion, TIDE from stored matches): {t_agg:.2f}s")

@@ -14,10 +14,10 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import psycopg
-import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -50,14 +50,19 @@ def _rows_done(url: str, run_id: int, n_rows: int, since: float, timeout: float)
 def metrics(args: argparse.Namespace) -> None:
     fresh_database(args.db_url)
     run = seed_run(args.db_url, args.rows, seed=2)
-    # Long debounce: the aggregation must not run inside the timed window.
-    env = worker_env(args.db_url, args.redis_url, BLINDSPOT_METRICS__AGGREGATE_DEBOUNCE_S="600")
-    app = client_app(args.db_url, args.redis_url)
     times: dict[int, float] = {}
     for n in (1, 2):
         best = float("inf")
         for _ in range(args.repeats):
-            redis.Redis.from_url(args.redis_url).flushdb()
+            # Long debounce: the aggregation must not run inside the timed window; own broker key prefix.
+            prefix = f"bench-scale-{uuid.uuid4().hex[:8]}:"
+            env = worker_env(
+                args.db_url,
+                args.redis_url,
+                BLINDSPOT_METRICS__AGGREGATE_DEBOUNCE_S="600",
+                BLINDSPOT_CELERY__KEY_PREFIX=prefix,
+            )
+            app = client_app(args.db_url, args.redis_url, prefix)
             reset_run_results(args.db_url, run.model_run_id)
             procs = [start_worker(env, f"scale{n}-{i}") for i in range(n)]
             try:
@@ -85,7 +90,7 @@ def main() -> None:
     m.add_argument("--chunk", type=int, default=500)
     m.add_argument("--repeats", type=int, default=1)
     m.add_argument("--db-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/blindspot_bench_scale")
-    m.add_argument("--redis-url", default="redis://127.0.0.1:6379/13")
+    m.add_argument("--redis-url", default="redis://127.0.0.1:6379/15")
     m.set_defaults(fn=metrics)
     args = ap.parse_args()
     args.fn(args)

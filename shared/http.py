@@ -16,7 +16,7 @@ import urllib3
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import ORJSONResponse
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.errors import BlindspotError
@@ -44,7 +44,8 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> ORJSONResponse:
         # Framework errors (an unparsable multipart/JSON body, 404 route, 405) keep the one JSON shape.
-        code = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        codes = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}
+        code = codes.get(exc.status_code, "http_error")
         response = error_response(exc.status_code, code, str(exc.detail))
         response.headers.update(exc.headers or {})
         return response
@@ -62,6 +63,13 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _db_down(_: Request, exc: OperationalError) -> ORJSONResponse:
         log.warning("database unavailable", error=str(exc.orig)[:200])
         return error_response(503, "dependency_unavailable", "the database is unavailable; retry later")
+
+    @app.exception_handler(DataError)
+    async def _db_data(_: Request, exc: DataError) -> ORJSONResponse:
+        # SQLSTATE class 22 (data exception): a value the client sent does not fit its column, e.g. an
+        # id past int8 or a string with a NUL byte. The client's input is wrong, not the server.
+        reason = str(exc.orig).splitlines()[0][:200] if exc.orig is not None else "invalid value"
+        return error_response(422, "invalid_input", f"a value does not fit its column: {reason}")
 
     @app.exception_handler(DBAPIError)
     async def _db_error(_: Request, exc: DBAPIError) -> ORJSONResponse:

@@ -1,12 +1,16 @@
-"""The ``blindspot`` command. Each sub-command group lives in its own module and is registered here."""
+"""The ``blindspot`` command. Each sub-command group lives in its own module and is registered here.
+
+Groups are imported lazily: ``blindspot eval coco ...`` imports only ``blindspot.cli.eval`` (start-up time
+matters for a command timed against pycocotools and friends); ``--help`` and ``app`` load them all.
+"""
 
 from __future__ import annotations
 
 import importlib
+import sys
+from typing import Any
 
 import typer
-
-app = typer.Typer(no_args_is_help=True, help="Blindspot: find where your detector fails.")
 
 # (module under blindspot.cli, group name); a module exposes ``app`` (a typer.Typer).
 _GROUPS = [
@@ -20,15 +24,30 @@ _GROUPS = [
     ("demo", "demo"),
 ]
 
-for module_name, group in _GROUPS:
-    try:
-        module = importlib.import_module(f"blindspot.cli.{module_name}")
-    except ModuleNotFoundError as exc:
-        if exc.name != f"blindspot.cli.{module_name}":
-            raise
-        continue
-    app.add_typer(module.app, name=group)
+
+def build_app(only: str | None = None) -> typer.Typer:
+    """The CLI with every group, or with just ``only``."""
+    root = typer.Typer(no_args_is_help=True, help="Blindspot: find where your detector fails.")
+    for module_name, group in _GROUPS:
+        if only is not None and group != only:
+            continue
+        try:
+            module = importlib.import_module(f"blindspot.cli.{module_name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"blindspot.cli.{module_name}":
+                raise
+            continue
+        root.add_typer(module.app, name=group)
+    return root
+
+
+def __getattr__(name: str) -> Any:
+    if name == "app":
+        return build_app()
+    raise AttributeError(name)
 
 
 def main() -> None:
-    app()
+    groups = {group for _, group in _GROUPS}
+    only = sys.argv[1] if len(sys.argv) > 1 and sys.argv[1] in groups else None
+    build_app(only)()

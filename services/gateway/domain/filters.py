@@ -1,4 +1,4 @@
-"""Gateway rules without I/O: API keys, scopes, the gallery filter language, cursors, histogram edges.
+"""The gallery filter language, validated without I/O.
 
 The filter language (docs/api.md, "Filters") is JSON: ``{"all": [cond, ...], "any": [cond, ...]}``, every
 ``all`` condition must hold and, when ``any`` is given, at least one of its conditions. A condition is
@@ -8,90 +8,14 @@ messages that name the offending field; ``repository/gallery.py`` turns them int
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import math
-import secrets
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.db.models.enums import ApiScope, ErrorType, Split
+from shared.db.models.enums import ErrorType, Split
 from shared.errors import BadRequest
-
-# --------------------------------------------------------------------------------------------- API keys
-
-KEY_PREFIX = "bsk"
-SCOPE_RANK = {ApiScope.read.value: 1, ApiScope.write.value: 2, ApiScope.admin.value: 3}
-
-
-@dataclass(frozen=True)
-class NewKey:
-    prefix: str
-    secret: str
-
-    @property
-    def plaintext(self) -> str:
-        return f"{KEY_PREFIX}_{self.prefix}_{self.secret}"
-
-
-def generate_key() -> NewKey:
-    """A fresh key: 48 bits of public prefix (the lookup id) and 256 bits of secret."""
-    return NewKey(prefix=secrets.token_hex(6), secret=secrets.token_urlsafe(32))
-
-
-def parse_key(raw: str) -> tuple[str, str] | None:
-    """``bsk_<prefix>_<secret>`` -> (prefix, secret), or None when the shape is wrong."""
-    parts = raw.strip().split("_", 2)
-    if len(parts) != 3 or parts[0] != KEY_PREFIX or not parts[1] or not parts[2]:
-        return None
-    return parts[1], parts[2]
-
-
-def hash_secret(secret: str, pepper: str) -> str:
-    """HMAC-SHA256 of the key's secret with the server secret as pepper.
-
-    Keys carry 256 random bits, so a slow password hash (argon2/scrypt) adds no brute-force resistance
-    but would cost tens of milliseconds on every request; the pepper means a leaked table alone cannot
-    even verify a guess.
-    """
-    return hmac.new(pepper.encode(), secret.encode(), hashlib.sha256).hexdigest()
-
-
-def verify_secret(secret: str, pepper: str, expected_hash: str) -> bool:
-    return hmac.compare_digest(hash_secret(secret, pepper), expected_hash)
-
-
-def effective_rank(scopes: frozenset[str] | list[str]) -> int:
-    return max((SCOPE_RANK.get(s, 0) for s in scopes), default=0)
-
-
-def has_scope(scopes: frozenset[str] | list[str], needed: str) -> bool:
-    """Scopes nest: admin includes write, write includes read."""
-    return effective_rank(scopes) >= SCOPE_RANK[needed]
-
-
-@dataclass(frozen=True)
-class Principal:
-    """The caller of a request: its workspace and its key's scopes."""
-
-    workspace_id: int
-    key_id: int
-    scopes: frozenset[str]
-
-    def has(self, scope: str) -> bool:
-        return has_scope(self.scopes, scope)
-
-
-def implied_scopes(scopes: frozenset[str] | list[str]) -> frozenset[str]:
-    rank = effective_rank(scopes)
-    return frozenset(s for s, r in SCOPE_RANK.items() if r <= rank)
-
-
-# ------------------------------------------------------------------------------------------ filter JSON
 
 Op = Literal["lt", "lte", "gt", "gte", "eq", "ne", "between", "in", "is_null", "not_null"]
 COMPARE_OPS = {"lt", "lte", "gt", "gte", "eq", "ne"}
@@ -332,7 +256,7 @@ def parse_condition(c: Condition) -> MetricCond | AttrCond:
     elif name in {"slice_id", "data_row_id", "dataset_id"}:
         _need_ops(c, {"eq", "in", "ne"} if name != "slice_id" else {"eq", "in"})
         for v in value if isinstance(value, list) else [value]:
-            if not _is_id(v):
+            if not is_id(v):
                 raise _bad(name, "value must be an id (integer) or a list of ids")
         if isinstance(value, list) and (not value or len(value) > 10_000):
             raise _bad(name, "list must hold 1 to 10,000 ids")
@@ -341,7 +265,7 @@ def parse_condition(c: Condition) -> MetricCond | AttrCond:
         if not isinstance(value, dict) or not isinstance(value.get("data_row_ids"), list):
             raise _bad(name, "value must be {data_row_ids: [...], score_threshold?: float, limit?: int}")
         ids = value["data_row_ids"]
-        if not ids or len(ids) > 1000 or not all(_is_id(i) for i in ids):
+        if not ids or len(ids) > 1000 or not all(is_id(i) for i in ids):
             raise _bad(name, "data_row_ids must hold 1 to 1,000 ids")
         thr = value.get("score_threshold")
         if thr is not None:
@@ -352,7 +276,7 @@ def parse_condition(c: Condition) -> MetricCond | AttrCond:
         value = {"data_row_ids": ids, "score_threshold": thr, "limit": lim}
     elif name == "compare":
         _need_ops(c, {"eq"})
-        if not isinstance(value, dict) or not _is_id(value.get("other_run_id")):
+        if not isinstance(value, dict) or not is_id(value.get("other_run_id")):
             raise _bad(
                 name, "value must be {other_run_id: int, status: fixed|regressed|new_error|still_wrong}"
             )
@@ -373,7 +297,7 @@ def parse_condition(c: Condition) -> MetricCond | AttrCond:
 MAX_ID = 2**62
 
 
-def _is_id(v: Any) -> bool:
+def is_id(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= MAX_ID
 
 
@@ -411,59 +335,3 @@ def iou_bit(iou_threshold: float) -> int:
             context={"field": "iou_threshold"},
         )
     return 1 << k
-
-
-# ------------------------------------------------------------------------------------------------ cursor
-
-
-def encode_cursor(payload: dict[str, Any]) -> str:
-    return base64.urlsafe_b64encode(orjson.dumps(payload)).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str, signature: str) -> dict[str, Any]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        payload = orjson.loads(raw)
-        assert isinstance(payload, dict) and _is_id(payload.get("id"))
-    except Exception as exc:
-        raise BadRequest("cursor is malformed", context={"field": "cursor"}) from exc
-    if payload.get("sig") != signature:
-        raise BadRequest(
-            "cursor belongs to a different query (filter, sort or thresholds changed)",
-            context={"field": "cursor"},
-        )
-    return payload
-
-
-def query_signature(*parts: Any) -> str:
-    return hashlib.sha256(orjson.dumps(parts, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
-
-
-# ------------------------------------------------------------------------------------------- histograms
-
-
-def histogram_edges(column: str, bins: int, vmin: float | None, vmax: float | None) -> list[float]:
-    """Bucket edges: [0, 1] in ``bins`` steps for rates; unit-aligned integer buckets for counts."""
-    if column in RATE_COLUMNS:
-        return [round(i / bins, 12) for i in range(bins + 1)]
-    lo = math.floor(vmin) if vmin is not None else 0
-    hi = math.ceil(vmax) if vmax is not None else 1
-    if hi <= lo:
-        hi = lo + 1
-    width = max(1, math.ceil((hi - lo) / bins))
-    edges = [float(lo)]
-    while edges[-1] < hi:
-        edges.append(edges[-1] + width)
-    return edges
-
-
-def bucket_conditions(
-    metric: str, class_name: str | None, lo: float | None, hi: float | None, last: bool
-) -> list[dict[str, Any]]:
-    """The conditions selecting exactly a bucket's rows: [lo, hi), the last bucket [lo, hi]."""
-    base: dict[str, Any] = {"field": metric}
-    if class_name:
-        base["class_name"] = class_name
-    if lo is None:
-        return [{**base, "op": "is_null"}]
-    return [{**base, "op": "gte", "value": lo}, {**base, "op": "lte" if last else "lt", "value": hi}]
