@@ -42,14 +42,16 @@ def rows_by_id(session: Session, workspace_id: int, ids: Sequence[int]) -> list[
 
 
 def lock_rows(session: Session, workspace_id: int, ids: Sequence[int]) -> list[DataRow]:
-    """The rows, locked (SKIP LOCKED: a concurrent embed of the same row simply skips it)."""
+    """The rows, locked in id order. Waits for a concurrent writer (an annotation import, another embed
+    of the same row) instead of skipping: a skipped row would never be embedded. The second embed of a
+    row then finds it embedded and only refreshes its payload."""
     if not ids:
         return []
     stmt = (
         select(DataRow)
         .where(DataRow.workspace_id == workspace_id, DataRow.id.in_(list(ids)))
         .order_by(DataRow.id)
-        .with_for_update(skip_locked=True)
+        .with_for_update()
     )
     return list(session.scalars(stmt))
 
