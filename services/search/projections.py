@@ -7,7 +7,13 @@ from sqlalchemy.orm import Session
 
 from services.search import repository as repo
 from services.search.domain import decode_cursor, encode_cursor, project_2d
-from services.search.schemas import ProjectionCreate, ProjectionOut, ProjectionPointOut, ProjectionPoints
+from services.search.schemas import (
+    ProjectionCreate,
+    ProjectionList,
+    ProjectionOut,
+    ProjectionPointOut,
+    ProjectionPoints,
+)
 from shared.adapters.vectors import VectorStore
 from shared.db.models import Projection
 from shared.db.models.enums import JobStatus
@@ -36,6 +42,15 @@ def create(session: Session, workspace_id: int, body: ProjectionCreate) -> Proje
     return repo.create_projection(
         session, workspace_id, dataset_id=body.dataset_id, model_run_id=body.model_run_id, method=body.method
     )
+
+
+def list_(
+    session: Session, workspace_id: int, *, model_run_id: int | None, dataset_id: int | None, limit: int
+) -> ProjectionList:
+    found = repo.list_projections(
+        session, workspace_id, model_run_id=model_run_id, dataset_id=dataset_id, limit=limit
+    )
+    return ProjectionList(projections=[_out(session, p) for p in found])
 
 
 def get(session: Session, workspace_id: int, projection_id: int) -> ProjectionOut:

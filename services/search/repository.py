@@ -351,6 +351,18 @@ def create_projection(session: Session, workspace_id: int, **values: Any) -> Pro
     return p
 
 
+def list_projections(
+    session: Session, workspace_id: int, *, model_run_id: int | None, dataset_id: int | None, limit: int
+) -> list[Projection]:
+    """The workspace's projections, newest first, optionally for one run or dataset."""
+    stmt = select(Projection).where(Projection.workspace_id == workspace_id)
+    if model_run_id is not None:
+        stmt = stmt.where(Projection.model_run_id == model_run_id)
+    if dataset_id is not None:
+        stmt = stmt.where(Projection.dataset_id == dataset_id)
+    return list(session.scalars(stmt.order_by(Projection.id.desc()).limit(limit)))
+
+
 def get_projection(session: Session, workspace_id: int | None, projection_id: int) -> Projection | None:
     stmt = select(Projection).where(Projection.id == projection_id)
     if workspace_id is not None:

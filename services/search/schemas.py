@@ -159,6 +159,10 @@ class ProjectionOut(BaseModel):
     num_points: int
 
 
+class ProjectionList(BaseModel):
+    projections: list[ProjectionOut]
+
+
 class ProjectionPointOut(BaseModel):
     data_row_id: int
     x: float

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Query
 
 from services.search import projections
 from services.search.api.deps import CallerDep, RuntimeDep, SessionDep, WriterDep
-from services.search.schemas import ProjectionCreate, ProjectionOut, ProjectionPoints
+from services.search.schemas import ProjectionCreate, ProjectionList, ProjectionOut, ProjectionPoints
 from shared.contracts.tasks import ProjectPayload, TaskName
 from shared.db.enqueue import on_commit
 
@@ -24,6 +24,19 @@ def create(body: ProjectionCreate, caller: WriterDep, session: SessionDep, rt: R
         method=p.method,
         status=p.status,
         num_points=0,
+    )
+
+
+@router.get("", response_model=ProjectionList, summary="The workspace's projections, newest first")
+def list_(
+    caller: CallerDep,
+    session: SessionDep,
+    model_run_id: int | None = None,
+    dataset_id: int | None = None,
+    limit: int = Query(default=50, ge=1, le=500),
+) -> ProjectionList:
+    return projections.list_(
+        session, caller.workspace_id, model_run_id=model_run_id, dataset_id=dataset_id, limit=limit
     )
 
 

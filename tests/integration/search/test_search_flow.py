@@ -294,6 +294,10 @@ def test_projection_job_and_keyset_pages(
         cursor = page["next_cursor"]
     assert seen == sorted(world.rows.values())
     assert client.get(f"/v1/projections/{pid}", headers=internal_headers(world.ws2)).status_code == 404
+    listed = client.get(f"/v1/projections?dataset_id={world.ds1}", headers=h).json()["projections"]
+    assert [p["id"] for p in listed][:1] == [pid] and listed[0]["num_points"] == len(world.rows)
+    other = client.get("/v1/projections", headers=internal_headers(world.ws2)).json()["projections"]
+    assert pid not in [p["id"] for p in other]
     r = client.post("/v1/projections", json={"dataset_id": world.ds1, "model_run_id": 1}, headers=h)
     assert r.status_code == 422
 
