@@ -8,7 +8,7 @@ Data: ~7 GT and ~10 predicted boxes per row, 10 classes, generated straight into
 (a dedicated database, dropped and re-created). Anchor: FiftyOne needs about 19 minutes for such a
 100,000-row run (``evaluate_detections`` with per-sample results); the goal is under 30 s.
 Printed: seconds until every row's metrics are stored, seconds until the per-class aggregation
-(which starts ``aggregate_debounce_s`` after the last row task) has committed, the aggregation's own
+(which starts ``aggregate_debounce_s`` -- or twice a row task's duration, if longer -- after the last row task) has committed, the aggregation's own
 duration, and the 2-worker speed-up.
 """
 
@@ -36,6 +36,7 @@ from tests.fixtures.metrics import (
     seed_run,
     start_worker,
     stop_worker,
+    vacuum_results,
     wait_aggregated,
     wait_ready,
     worker_env,
@@ -150,6 +151,7 @@ def main() -> None:
         )
         app = client_app(args.db_url, args.redis_url, prefix)
         reset_run_results(args.db_url, run.model_run_id)
+        vacuum_results(args.db_url)
         procs = [start_worker(env, f"bench{n}-{i}", f"{log_dir}/w{n}-{i}.log") for i in range(n)]
         try:
             wait_ready(app, n)

@@ -34,6 +34,7 @@ from pydantic import SecretStr
 from blindspot.stack import seaweed
 from shared.adapters.storage import ObjectStore
 from shared.db import migrate
+from shared.logging import configure_logging
 from shared.settings import S3Settings
 from tests.integration.reliability import inference_chaos as chaos
 
@@ -61,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         default=f"postgresql+psycopg://postgres@127.0.0.1:5432/bs_bench_chaos_{uuid.uuid4().hex[:6]}",
     )
     args = p.parse_args(argv)
+    configure_logging("WARNING")
     db_url = args.database_url
     _database(db_url)
     work = Path(tempfile.mkdtemp(prefix="bs-chaos-"))
@@ -97,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
             total_kills += res.kills
             total_holding += res.kills_holding_a_task
             print(
-                f"round {i}: {res.kills} kills ({res.kills_holding_a_task} mid-task), {res.tasks_sent} tasks"
+                f"round {i}: {res.kills} kills ({res.kills_holding_a_task} holding a task), {res.tasks_sent} tasks"
                 f" (x{copies}), {res.seconds:.1f} s ({res.seconds / max(ref_s, 1e-9):.1f}x anchor),"
                 f" {len(got)} predictions, rows lost {lost_rows}, duplicated {dup}, equal to anchor: {same}"
             )

@@ -30,6 +30,7 @@ from tests.fixtures.metrics import (
     seed_run,
     start_worker,
     stop_worker,
+    vacuum_results,
     wait_ready,
     worker_env,
 )
@@ -64,6 +65,7 @@ def metrics(args: argparse.Namespace) -> None:
             )
             app = client_app(args.db_url, args.redis_url, prefix)
             reset_run_results(args.db_url, run.model_run_id)
+            vacuum_results(args.db_url)
             procs = [start_worker(env, f"scale{n}-{i}") for i in range(n)]
             try:
                 wait_ready(app, n)
@@ -71,6 +73,7 @@ def metrics(args: argparse.Namespace) -> None:
                 enqueue_run(app, run.model_run_id, run.row_ids[: n * 10], 10)
                 _rows_done(args.db_url, run.model_run_id, n * 10, time.monotonic(), 120)
                 reset_run_results(args.db_url, run.model_run_id)
+                vacuum_results(args.db_url)
                 start = time.monotonic()
                 enqueue_run(app, run.model_run_id, run.row_ids, args.chunk)
                 best = min(best, _rows_done(args.db_url, run.model_run_id, args.rows, start, 1800))

@@ -8,6 +8,7 @@ cause one aggregation shortly after the last).
 
 from __future__ import annotations
 
+import time
 import uuid
 from functools import lru_cache
 from typing import Any
@@ -42,8 +43,13 @@ def _debounce_key(model_run_id: int) -> str:
     return f"{get_settings().celery.key_prefix}blindspot:metrics:aggregate:{model_run_id}"
 
 
-def schedule_aggregate(model_run_id: int) -> None:
-    countdown = get_settings().metrics.aggregate_debounce_s
+def schedule_aggregate(model_run_id: int, task_seconds: float = 0.0) -> None:
+    """Schedule the run's aggregation after the debounce, or twice this row task's duration if longer.
+
+    Row tasks of a burst finish about one task duration apart (per worker), so waiting twice that
+    keeps the aggregation from running between them on a slow or loaded machine.
+    """
+    countdown = max(get_settings().metrics.aggregate_debounce_s, 2.0 * task_seconds)
     token = uuid.uuid4().hex
     _redis().set(_debounce_key(model_run_id), token, ex=3600)
     send(
@@ -57,10 +63,11 @@ def schedule_aggregate(model_run_id: int) -> None:
 @house_task(app, TaskName.metrics_compute_rows)
 def compute_rows(**kwargs: Any) -> dict[str, Any]:
     payload = ComputeRowsPayload.model_validate(kwargs)
+    started = time.monotonic()
     with session_scope(_sessions()) as session:
         result = service.compute_rows(session, payload.model_run_id, payload.data_row_ids)
         if not result.skipped:
-            on_commit(session, lambda: schedule_aggregate(payload.model_run_id))
+            on_commit(session, lambda: schedule_aggregate(payload.model_run_id, time.monotonic() - started))
     log.info(
         "metrics rows computed", model_run_id=result.model_run_id, rows=result.rows, objects=result.objects
     )

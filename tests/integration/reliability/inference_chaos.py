@@ -43,7 +43,7 @@ from shared.settings import (
 )
 from tools.demo_data import generate
 
-REDIS_URL = "redis://127.0.0.1:6379/15"
+REDIS_URL = os.environ.get("BLINDSPOT_TEST_RELIABILITY_REDIS_URL", "redis://127.0.0.1:6379/15")
 ROOT = Path(__file__).resolve().parents[3]
 # Short but safe: soft limit 10 s, hard 20 s, a dead worker's task back after 21 s, checked every second.
 CHAOS_CELERY = CelerySettings(task_time_limit_s=20, visibility_timeout_s=21, unacked_restore_interval_s=1)

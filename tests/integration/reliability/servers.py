@@ -6,6 +6,7 @@ own, so the tasks the app publishes never reach another test's queue.
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -27,7 +28,7 @@ from shared.settings import (
     Settings,
 )
 
-REDIS_URL = "redis://127.0.0.1:6379/15"
+REDIS_URL = os.environ.get("BLINDSPOT_TEST_RELIABILITY_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 
 def free_port() -> int:

@@ -32,9 +32,7 @@ fuzzed requests            ✓ test_ingest_schemathesis.py; gateway/test_schemat
 from __future__ import annotations
 
 import io
-import struct
 import tarfile
-import zlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -48,6 +46,7 @@ from services.ingest.main import create_app
 from shared.internal_auth import internal_headers
 from shared.settings import S3Settings
 from tests.fixtures.gateway import World
+from tests.integration.reliability.payloads import png_bomb
 from tests.integration.reliability.servers import ingest_settings, new_workspace
 
 pytestmark = pytest.mark.integration
@@ -111,22 +110,6 @@ async def _upload(c: httpx.AsyncClient, ds: int, files: dict[str, bytes]) -> htt
         f"/v1/datasets/{ds}/rows",
         files=[("files", ("f", v, "application/octet-stream")) for v in files.values()],
         data={"global_keys": list(files)},
-    )
-
-
-def _png_chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-
-def png_bomb(width: int = 100_000, height: int = 100_000) -> bytes:
-    """A valid PNG header claiming ``width x height`` 8-bit grey pixels (10 GB decoded), ~100 bytes."""
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    idat = zlib.compress(b"\x00" * 1024, 9)  # the start of the first scanlines only
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + _png_chunk(b"IHDR", ihdr)
-        + _png_chunk(b"IDAT", idat)
-        + _png_chunk(b"IEND", b"")
     )
 
 

@@ -30,7 +30,9 @@ N_IMAGES = 24
 
 
 @pytest.fixture(scope="module")
-def scenes(db_url: str, object_store: ObjectStore, s3_settings: S3Settings) -> tuple[chaos.Seeded, list]:  # type: ignore[type-arg]
+def scenes(
+    db_url: str, object_store: ObjectStore, s3_settings: S3Settings
+) -> tuple[chaos.Seeded, list[chaos.Prediction]]:
     if not MODEL.is_file():
         pytest.skip(f"demo detector not exported yet: {MODEL}")
     seeded = chaos.seed_images(db_url, object_store, N_IMAGES)
@@ -56,8 +58,8 @@ def _assert_same(got: list[chaos.Prediction], want: list[chaos.Prediction], rows
 def test_kill9_mid_run_loses_and_duplicates_nothing(
     db_url: str,
     s3_settings: S3Settings,
-    scenes: tuple[chaos.Seeded, list],
-    tmp_path: Path,  # type: ignore[type-arg]
+    scenes: tuple[chaos.Seeded, list[chaos.Prediction]],
+    tmp_path: Path,
 ) -> None:
     seeded, want = scenes
     run = chaos.new_run(db_url, seeded.workspace_id, "kill9")
@@ -73,8 +75,8 @@ def test_kill9_mid_run_loses_and_duplicates_nothing(
 def test_duplicate_delivery_gives_identical_predictions(
     db_url: str,
     s3_settings: S3Settings,
-    scenes: tuple[chaos.Seeded, list],
-    tmp_path: Path,  # type: ignore[type-arg]
+    scenes: tuple[chaos.Seeded, list[chaos.Prediction]],
+    tmp_path: Path,
 ) -> None:
     seeded, want = scenes
     run = chaos.new_run(db_url, seeded.workspace_id, "twice")

@@ -10,10 +10,8 @@ anywhere in the captured text, while the logs did record the failures (the check
 
 from __future__ import annotations
 
-import io
 import json
 import logging
-import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -25,28 +23,26 @@ from services.gateway.main import create_app as create_gateway
 from shared.logging import get_logger
 from shared.settings import S3Settings, ServiceUrls, get_settings
 from tests.fixtures.gateway import BOOTSTRAP, gateway_settings
+from tests.integration.reliability.payloads import png_bomb
 from tests.integration.reliability.servers import ingest_settings, serve_ingest
-from tests.integration.reliability.test_hostile_inputs import png_bomb
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def captured(monkeypatch: pytest.MonkeyPatch) -> Iterator[io.StringIO]:
-    """Everything the apps log from here on (configure_logging binds sys.stderr when it runs)."""
+def captured(capsys: pytest.CaptureFixture[str]) -> Iterator[pytest.CaptureFixture[str]]:
+    """stderr of the test (configure_logging binds the current sys.stderr when the apps start)."""
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
-    buf = io.StringIO()
-    monkeypatch.setattr(sys, "stderr", buf)
     try:
-        yield buf
+        yield capsys
     finally:
         root.handlers[:] = handlers
         root.setLevel(level)
 
 
 async def test_no_secret_in_logs(
-    captured: io.StringIO, db_url: str, s3_settings: S3Settings, engine: Engine
+    captured: pytest.CaptureFixture[str], db_url: str, s3_settings: S3Settings, engine: Engine
 ) -> None:
     settings = get_settings()
     fake_key = "bsk_fakefakefake_0123456789abcdefghijklmnop"
@@ -135,7 +131,7 @@ async def test_no_secret_in_logs(
         authorization=f"Bearer {key}",
         internal_token=settings.internal_token.get_secret_value(),
     )
-    text_out = captured.getvalue()
+    text_out = captured.readouterr().err
     assert statuses and all(s < 500 for s in statuses), statuses
     assert any(400 <= s < 500 for s in statuses)
     lines = [ln for ln in text_out.splitlines() if ln.strip()]
@@ -153,6 +149,9 @@ async def test_no_secret_in_logs(
         "bootstrap token": BOOTSTRAP,
         "S3 secret key": s3_settings.secret_key.get_secret_value(),
     }
+    print(
+        f"secrets-in-logs: {len(lines)} log lines, statuses {sorted(set(statuses))}, {len(secrets)} secrets checked"
+    )
     leaked = {name: text_out.count(value) for name, value in secrets.items() if value and value in text_out}
     assert not leaked, f"secrets in the logs: {leaked}"
     with engine.connect() as conn:  # sanity: the work really reached the database
