@@ -252,6 +252,11 @@ class MetricsSettings(BaseModel):
         ge=1,
         description="Rows per metrics.compute_rows task when the metrics service re-queues a run.",
     )
+    embed_objects: bool = Field(
+        default=True,
+        description="After a row set's matches commit, send search.embed_objects so object similarity and"
+        " the image payload (runs, splits, error types) see them.",
+    )
 
 
 class Settings(BaseSettings):

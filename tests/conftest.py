@@ -17,7 +17,14 @@ from sqlalchemy.orm import Session
 from shared.db import migrate
 
 # Each area's fixtures live in tests/fixtures/<area>.py and are listed here.
-pytest_plugins: list[str] = ["tests.fixtures.search", "tests.fixtures.s3", "tests.fixtures.gateway", "tests.fixtures.metrics", "tests.fixtures.inference", "tests.fixtures.browser"]
+pytest_plugins: list[str] = [
+    "tests.fixtures.search",
+    "tests.fixtures.s3",
+    "tests.fixtures.gateway",
+    "tests.fixtures.metrics",
+    "tests.fixtures.inference",
+    "tests.fixtures.browser",
+]
 
 BASE_URL = os.environ.get(
     "BLINDSPOT_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/blindspot_test"

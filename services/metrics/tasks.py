@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from services.metrics import service
 from services.metrics.worker import app
 from shared.celery import house_task, send
-from shared.contracts.tasks import AggregateRunPayload, ComputeRowsPayload, TaskName
+from shared.contracts.tasks import AggregateRunPayload, ComputeRowsPayload, EmbedObjectsPayload, TaskName
 from shared.db.enqueue import on_commit
 from shared.db.session import make_engine, make_sessionmaker, session_scope
 from shared.logging import get_logger
@@ -68,6 +68,11 @@ def compute_rows(**kwargs: Any) -> dict[str, Any]:
         result = service.compute_rows(session, payload.model_run_id, payload.data_row_ids)
         if not result.skipped:
             on_commit(session, lambda: schedule_aggregate(payload.model_run_id, time.monotonic() - started))
+            if get_settings().metrics.embed_objects:
+                objects = EmbedObjectsPayload(
+                    model_run_id=payload.model_run_id, data_row_ids=payload.data_row_ids
+                )
+                on_commit(session, lambda: send(app, TaskName.search_embed_objects, objects))
     log.info(
         "metrics rows computed", model_run_id=result.model_run_id, rows=result.rows, objects=result.objects
     )
