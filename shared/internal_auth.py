@@ -10,9 +10,9 @@ from __future__ import annotations
 import hmac
 from dataclasses import dataclass
 
-from fastapi import Header
+from fastapi import Depends, Header
 
-from shared.errors import BadRequest, Unauthorized
+from shared.errors import BadRequest, Forbidden, Unauthorized
 from shared.settings import get_settings
 
 TOKEN_HEADER = "X-Internal-Token"
@@ -48,3 +48,10 @@ def internal_caller(
         raise BadRequest(f"{WORKSPACE_HEADER} header must be a workspace id")
     scopes = frozenset(s for s in (x_blindspot_scopes or "read").split(",") if s)
     return Caller(workspace_id=int(x_blindspot_workspace), scopes=scopes)
+
+
+def internal_writer(caller: Caller = Depends(internal_caller)) -> Caller:
+    """FastAPI dependency for internal write routes: the forwarded key must have 'write' (or 'admin')."""
+    if "write" not in caller.scopes and "admin" not in caller.scopes:
+        raise Forbidden("this API key lacks the 'write' scope")
+    return caller

@@ -11,8 +11,8 @@ from celery import Celery
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session, sessionmaker
 
-from shared.errors import Forbidden
-from shared.internal_auth import Caller, internal_caller
+from shared.db.session import session_scope
+from shared.internal_auth import Caller, internal_caller, internal_writer
 from shared.settings import Settings
 
 
@@ -35,25 +35,12 @@ StateDep = Annotated[AppState, Depends(get_state)]
 
 def get_session(state: StateDep) -> Iterator[Session]:
     """Commit on success, roll back on error; services only flush."""
-    session = state.sessions()
-    try:
+    with session_scope(state.sessions) as session:
         yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
 CallerDep = Annotated[Caller, Depends(internal_caller)]
 
 
-def writer(caller: CallerDep) -> Caller:
-    if "write" not in caller.scopes and "admin" not in caller.scopes:
-        raise Forbidden("this call needs the 'write' scope")
-    return caller
-
-
-WriterDep = Annotated[Caller, Depends(writer)]
+WriterDep = Annotated[Caller, Depends(internal_writer)]

@@ -9,8 +9,8 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from services.ingest.context import IngestContext
-from shared.errors import Forbidden
-from shared.internal_auth import Caller, internal_caller
+from shared.db.session import session_scope
+from shared.internal_auth import Caller, internal_caller, internal_writer
 
 
 def get_context(request: Request) -> IngestContext:
@@ -23,25 +23,12 @@ ContextDep = Annotated[IngestContext, Depends(get_context)]
 
 def get_session(ctx: ContextDep) -> Iterator[Session]:
     """The edge owns the transaction: commit when the route returns, roll back when it raises."""
-    session = ctx.sessions()
-    try:
+    with session_scope(ctx.sessions) as session:
         yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
 
 
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 CallerDep = Annotated[Caller, Depends(internal_caller)]
 
 
-def writer(caller: CallerDep) -> Caller:
-    if "write" not in caller.scopes and "admin" not in caller.scopes:
-        raise Forbidden("this API key lacks the 'write' scope")
-    return caller
-
-
-WriterDep = Annotated[Caller, Depends(writer)]
+WriterDep = Annotated[Caller, Depends(internal_writer)]

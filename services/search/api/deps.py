@@ -10,8 +10,8 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from services.search.runtime import Runtime
-from shared.errors import Forbidden
-from shared.internal_auth import Caller, internal_caller
+from shared.db.session import session_scope
+from shared.internal_auth import Caller, internal_caller, internal_writer
 
 
 def get_runtime(request: Request) -> Runtime:
@@ -24,25 +24,12 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 def get_session(rt: RuntimeDep) -> Iterator[Session]:
     """Commit on success, roll back on error; services only flush."""
-    session = rt.sessions()
-    try:
+    with session_scope(rt.sessions) as session:
         yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
 CallerDep = Annotated[Caller, Depends(internal_caller)]
 
 
-def writer(caller: CallerDep) -> Caller:
-    if "write" not in caller.scopes and "admin" not in caller.scopes:
-        raise Forbidden("this call needs the 'write' scope")
-    return caller
-
-
-WriterDep = Annotated[Caller, Depends(writer)]
+WriterDep = Annotated[Caller, Depends(internal_writer)]
