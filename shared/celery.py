@@ -82,6 +82,11 @@ def make_celery(name: str, settings: Settings, *, include: list[str] | None = No
         broker_transport_options={
             "visibility_timeout": c.visibility_timeout_s,
             "unacked_restore_interval": c.unacked_restore_interval_s,
+            # kombu scans for expired unacked messages only every Nth sweep (default 10): scan on every
+            # sweep so the interval alone sets how fast a dead worker's tasks come back; and a sweep's
+            # mutex left by a worker killed mid-sweep expires in a minute, not kombu's five.
+            "unacked_restore_throttle": 1,
+            "unacked_mutex_expire": 60,
             **({"global_keyprefix": c.key_prefix} if c.key_prefix else {}),
         },
         result_backend_transport_options={"visibility_timeout": c.visibility_timeout_s},

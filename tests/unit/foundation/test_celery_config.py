@@ -22,7 +22,12 @@ def test_reliability_options() -> None:
     assert conf.worker_prefetch_multiplier == 1
     assert conf.task_time_limit == 200
     assert conf.task_soft_time_limit == 190
-    assert conf.broker_transport_options == {"visibility_timeout": 300, "unacked_restore_interval": 7}
+    assert conf.broker_transport_options == {
+        "visibility_timeout": 300,
+        "unacked_restore_interval": 7,
+        "unacked_restore_throttle": 1,
+        "unacked_mutex_expire": 60,
+    }
     assert conf.broker_transport_options["visibility_timeout"] > conf.task_time_limit
     assert conf.task_serializer == "json" and conf.accept_content == ["json"]
 
