@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from sqlalchemy.orm import Session
 
@@ -17,6 +19,29 @@ MEDIA = {
     "yolo": ("application/zip", "zip"),
     "voc": ("application/zip", "zip"),
 }
+
+
+Writer = Callable[[ExportData], bytes]
+
+GT_WRITERS: dict[str, Writer] = {
+    "coco": coco.write_gt,
+    "yolo": lambda d: yolo.write(d, predictions=False),
+    "voc": voc.write,
+    "labelbox": lambda d: labelbox.write(d, predictions=False),
+}
+PREDICTION_WRITERS: dict[str, Writer] = {
+    "coco": coco.write_results,
+    "yolo": lambda d: yolo.write(d, predictions=True),
+    "ultralytics": ultralytics.write,
+    "labelbox": lambda d: labelbox.write(d, predictions=True),
+}
+
+
+def _writer(writers: dict[str, Writer], fmt: str, what: str) -> Writer:
+    """The writer for ``fmt``, checked before anything is read."""
+    if fmt not in writers:
+        raise BadRequest(f"format {fmt!r} cannot export {what}; use {', '.join(writers)}")
+    return writers[fmt]
 
 
 def _classes(session: Session, workspace_id: int) -> list[ExportClass]:
@@ -38,6 +63,7 @@ def _xywh(cols: dict[str, np.ndarray]) -> np.ndarray:
 
 
 def export_annotations(session: Session, workspace_id: int, dataset_id: int, fmt: str) -> bytes:
+    write = _writer(GT_WRITERS, fmt, "ground truth")
     refs = repo.rows_of_dataset(session, dataset_id)
     cols = repo.annotations_of(session, [r.id for r in refs])
     data = ExportData(
@@ -52,18 +78,11 @@ def export_annotations(session: Session, workspace_id: int, dataset_id: int, fmt
             box_id=cols["id"].astype(np.int64),
         ),
     )
-    if fmt == "coco":
-        return coco.write_gt(data)
-    if fmt == "yolo":
-        return yolo.write(data, predictions=False)
-    if fmt == "voc":
-        return voc.write(data)
-    if fmt == "labelbox":
-        return labelbox.write(data, predictions=False)
-    raise BadRequest(f"format {fmt!r} cannot export ground truth; use coco, yolo, voc or labelbox")
+    return write(data)
 
 
 def export_predictions(session: Session, workspace_id: int, run_id: int, fmt: str) -> bytes:
+    write = _writer(PREDICTION_WRITERS, fmt, "predictions")
     refs = repo.rows_of_run(session, run_id)
     cols = repo.predictions_of(session, run_id)
     data = ExportData(
@@ -77,12 +96,4 @@ def export_predictions(session: Session, workspace_id: int, run_id: int, fmt: st
             box_id=cols["id"].astype(np.int64),
         ),
     )
-    if fmt == "coco":
-        return coco.write_results(data)
-    if fmt == "yolo":
-        return yolo.write(data, predictions=True)
-    if fmt == "ultralytics":
-        return ultralytics.write(data)
-    if fmt == "labelbox":
-        return labelbox.write(data, predictions=True)
-    raise BadRequest(f"format {fmt!r} cannot export predictions; use coco, yolo, ultralytics or labelbox")
+    return write(data)
