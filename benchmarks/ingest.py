@@ -11,6 +11,7 @@ and the ingest service under uvicorn in a subprocess.
 
     .venv/bin/python benchmarks/ingest.py                 # modest sizes (about a minute)
     .venv/bin/python benchmarks/ingest.py --images 2000 --boxes 1000000
+    .venv/bin/python benchmarks/ingest.py --database my_bench --redis-db 11   # next to other runs
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import numpy as np
@@ -137,18 +139,18 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3, help="alternating raw/full rounds")
     ap.add_argument("--parallel", type=int, default=2, help="requests in flight (as the CLI)")
     ap.add_argument("--workers", type=int, default=get_settings().ingest.workers)
+    ap.add_argument(
+        "--database", default="blindspot_bench_ingest", help="scratch database (dropped at the end)"
+    )
+    ap.add_argument("--redis-db", type=int, default=None, help="Redis DB number for the follow-up tasks")
     args = ap.parse_args()
 
     base = get_settings()
-    db_url = (
-        make_url(base.database.url)
-        .set(database="blindspot_bench_ingest")
-        .render_as_string(hide_password=False)
-    )
+    db_url = make_url(base.database.url).set(database=args.database).render_as_string(hide_password=False)
     admin = create_engine(make_url(db_url).set(database="postgres"), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.execute(text('DROP DATABASE IF EXISTS "blindspot_bench_ingest" WITH (FORCE)'))
-        conn.execute(text('CREATE DATABASE "blindspot_bench_ingest"'))
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{args.database}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{args.database}"'))
     migrate.upgrade(db_url)
     engine = create_engine(db_url)
     with engine.begin() as conn:
@@ -176,6 +178,8 @@ def main() -> None:
         "BLINDSPOT_INGEST__ASYNC_IMPORT_BYTES": str(2**40),
         "BLINDSPOT_LOG_LEVEL": "WARNING",
     }
+    if args.redis_db is not None:
+        env["BLINDSPOT_REDIS__URL"] = urlsplit(base.redis.url)._replace(path=f"/{args.redis_db}").geturl()
     server = subprocess.Popen(
         [
             sys.executable,
@@ -304,7 +308,7 @@ def main() -> None:
         sw.stop()
         engine.dispose()
         with admin.connect() as conn:
-            conn.execute(text('DROP DATABASE IF EXISTS "blindspot_bench_ingest" WITH (FORCE)'))
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{args.database}" WITH (FORCE)'))
         admin.dispose()
 
     print()

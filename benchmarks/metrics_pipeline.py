@@ -28,6 +28,7 @@ from sqlalchemy.engine import make_url
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from shared.db import migrate
+from shared.db.partitions import partition
 from tests.fixtures.metrics import (
     client_app,
     enqueue_run,
@@ -88,7 +89,7 @@ def wait_with_watchdog(
         while True:
             with psycopg.connect(libpq(args.db_url)) as conn:
                 done = conn.execute(
-                    "SELECT count(*) FROM row_metrics WHERE model_run_id = %s",
+                    f"SELECT count(*) FROM {partition('row_metrics', run.model_run_id)} WHERE model_run_id = %s",  # type: ignore[attr-defined]
                     (run.model_run_id,),  # type: ignore[attr-defined]
                 ).fetchone()[0]  # type: ignore[index]
             if done != last:
@@ -101,7 +102,9 @@ def wait_with_watchdog(
                     missing = [
                         r[0]
                         for r in conn.execute(
-                            "SELECT m.data_row_id FROM model_run_rows m LEFT JOIN row_metrics r"
+                            "SELECT m.data_row_id FROM model_run_rows m LEFT JOIN "
+                            + partition("row_metrics", run.model_run_id)  # type: ignore[attr-defined]
+                            + " r"
                             " ON r.model_run_id = m.model_run_id AND r.data_row_id = m.data_row_id"
                             " WHERE m.model_run_id = %s AND r.data_row_id IS NULL ORDER BY 1",
                             (run.model_run_id,),  # type: ignore[attr-defined]

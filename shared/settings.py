@@ -91,6 +91,31 @@ class QdrantSettings(BaseModel):
     )
     image_collection: str = Field(default="images", description="Collection of image embeddings.")
     object_collection: str = Field(default="objects", description="Collection of object embeddings.")
+    shard_number: int = Field(
+        default=1,
+        ge=1,
+        le=256,
+        description="Shards of each collection a Qdrant server creates (fixed at creation; on a cluster use"
+        " >= the node count, e.g. 2 x nodes to rebalance later). Embedded engines ignore it.",
+    )
+    replication_factor: int = Field(
+        default=1, ge=1, le=16, description="Copies of each shard on a Qdrant cluster (2+ survives a node)."
+    )
+    write_consistency_factor: int = Field(
+        default=1,
+        ge=1,
+        le=16,
+        description="Replicas that must acknowledge a write before it succeeds (<= replication_factor).",
+    )
+
+    @model_validator(mode="after")
+    def _consistency_within_replicas(self) -> QdrantSettings:
+        if self.write_consistency_factor > self.replication_factor:
+            raise ValueError(
+                "BLINDSPOT_QDRANT__WRITE_CONSISTENCY_FACTOR must not exceed"
+                " BLINDSPOT_QDRANT__REPLICATION_FACTOR (a write could never be acknowledged)"
+            )
+        return self
 
 
 class TritonSettings(BaseModel):
@@ -251,6 +276,29 @@ class MetricsSettings(BaseModel):
         default=1000,
         ge=1,
         description="Rows per metrics.compute_rows task when the metrics service re-queues a run.",
+    )
+    sweep_interval_s: float = Field(
+        default=5.0,
+        ge=0,
+        description="Each metrics worker checks this often for run aggregations that are overdue (their"
+        " delayed message died with a worker) and re-sends them; 0 turns the sweeper off.",
+    )
+    sweep_grace_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="An aggregation still pending this long after it was due is re-sent by the sweeper.",
+    )
+    bulk_load_min_rows: int = Field(
+        default=20_000,
+        ge=1,
+        description="A run's first computation loads its result tables without the gallery's sort indexes,"
+        " built once when the run is aggregated, when the run has at least this many rows"
+        " (shared/db/partitions.py).",
+    )
+    bulk_index_parallel: int = Field(
+        default=2,
+        ge=1,
+        description="Index builds run at once (one connection each) when a bulk-loaded run is attached.",
     )
     embed_objects: bool = Field(
         default=True,

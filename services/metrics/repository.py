@@ -1,13 +1,16 @@
 """Every SQL statement of the metrics service.
 
 Bulk paths use psycopg directly on the session's connection (same transaction): ``COPY ... (FORMAT
-BINARY)`` for writes, plain fetches turned into numpy arrays for reads.
+BINARY)`` for writes, plain fetches turned into numpy arrays for reads. A run's results are read and
+written through its own partitions by name (``shared.db.partitions.partition``), which works whether they
+are attached or, during a bulk first computation, detached loading tables.
 """
 
 from __future__ import annotations
 
+import re
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +20,10 @@ from numpy.typing import NDArray
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from shared.db import partitions, pgcopy
+from shared.db.models.enums import Split
+from shared.db.partitions import partition
+from shared.db.pgcopy import Column
 from shared.metrics.rows import ObjectResults, RowBatch, RowTable
 
 ERROR_COLUMNS = ("cls", "loc", "both", "dupe", "bkg", "miss")
@@ -70,6 +77,41 @@ def lock_aggregation(session: Session, model_run_id: int) -> None:
     )
 
 
+def prepare_bulk_load(session: Session, model_run_id: int, min_rows: int) -> bool:
+    """Put a new run with at least ``min_rows`` rows into bulk-load mode (shared/db/partitions.py).
+
+    True when this call switched the run to loading tables. Cheap when there is nothing to do: a catalog
+    lookup, then one probe of the run's ``row_metrics`` partition.
+    """
+    conn = _pg(session)
+    if partitions.state(conn, model_run_id) != "attached":
+        return False
+    probe = f"SELECT EXISTS (SELECT 1 FROM {partition('row_metrics', model_run_id)})"
+    if conn.execute(probe).fetchone()[0]:  # type: ignore[index]
+        return False
+    n = conn.execute(
+        "SELECT count(*) FROM model_run_rows WHERE model_run_id = %s", (model_run_id,)
+    ).fetchone()[0]  # type: ignore[index]
+    if n < min_rows:
+        return False
+    return partitions.begin_bulk_load(conn, model_run_id)
+
+
+def analyze_inputs(session: Session, model_run_id: int) -> None:
+    """Fresh planner statistics for a new large run's inputs (its predictions partition, GT, members).
+
+    A run is usually computed right after its import, before autovacuum has analyzed what was loaded;
+    without statistics the row tasks' lookups by row id can plan as sequential scans.
+    """
+    conn = _pg(session)
+    part = conn.execute(
+        "SELECT tableoid::regclass::text FROM predictions WHERE model_run_id = %s LIMIT 1", (model_run_id,)
+    ).fetchone()
+    tables = ["annotations", "model_run_rows"] + ([part[0]] if part else [])
+    for table in tables:
+        conn.execute(f"ANALYZE {table}")
+
+
 def run_row_splits(session: Session, model_run_id: int, row_ids: Sequence[int] | None) -> dict[int, str]:
     """Split of each row of the run (only rows that belong to it)."""
     with _pg(session).cursor() as cur:
@@ -79,8 +121,8 @@ def run_row_splits(session: Session, model_run_id: int, row_ids: Sequence[int] |
             )
         else:
             cur.execute(
-                "SELECT data_row_id, split FROM model_run_rows WHERE model_run_id = %s"
-                " AND data_row_id = ANY(%s)",
+                "SELECT data_row_id, split FROM model_run_rows WHERE model_run_id = %s::int8"
+                " AND data_row_id = ANY(%s::int8[])",
                 (model_run_id, list(row_ids)),
             )
         return {int(r): str(s) for r, s in cur.fetchall()}
@@ -105,201 +147,176 @@ def load_batch(session: Session, model_run_id: int, row_ids: Sequence[int]) -> R
     """GT and predictions of these rows in this run, as arrays."""
     ids = list(row_ids)
     with _pg(session).cursor() as cur:
-        cur.execute(
-            "SELECT id, data_row_id, class_id, x, y, w, h, confidence FROM predictions"
-            " WHERE model_run_id = %s AND data_row_id = ANY(%s)",
+        p = pgcopy.copy_out_fixed(
+            cur,
+            "SELECT id, data_row_id, class_id, x, y, w, h, COALESCE(confidence, 'NaN') FROM predictions"
+            " WHERE model_run_id = %s::int8 AND data_row_id = ANY(%s::int8[])",
             (model_run_id, ids),
+            ["int8", "int8", "int8", "float8", "float8", "float8", "float8", "float8"],
         )
-        p = _array(cur.fetchall(), 8)
-        cur.execute(
-            "SELECT id, data_row_id, class_id, x, y, w, h, area, iscrowd::int FROM annotations"
-            " WHERE data_row_id = ANY(%s)",
+        g = pgcopy.copy_out_fixed(
+            cur,
+            "SELECT id, data_row_id, class_id, x, y, w, h, COALESCE(area, 'NaN'), iscrowd::int::int2 FROM annotations"
+            " WHERE data_row_id = ANY(%s::int8[])",
             (ids,),
+            ["int8", "int8", "int8", "float8", "float8", "float8", "float8", "float8", "int2"],
         )
-        g = _array(cur.fetchall(), 9)
     return RowBatch(
         row_ids=np.asarray(ids, dtype=np.int64),
-        pred_id=p[:, 0].astype(np.int64),
-        pred_row=p[:, 1].astype(np.int64),
-        pred_cls=p[:, 2].astype(np.int64),
-        pred_box=np.ascontiguousarray(p[:, 3:7]),
-        pred_score=p[:, 7].copy(),
-        gt_id=g[:, 0].astype(np.int64),
-        gt_row=g[:, 1].astype(np.int64),
-        gt_cls=g[:, 2].astype(np.int64),
-        gt_box=np.ascontiguousarray(g[:, 3:7]),
-        gt_area=g[:, 7].copy(),
-        gt_crowd=g[:, 8] > 0,
+        pred_id=p[0],
+        pred_row=p[1],
+        pred_cls=p[2],
+        pred_box=np.ascontiguousarray(np.stack(p[3:7], axis=1)),
+        pred_score=p[7],
+        gt_id=g[0],
+        gt_row=g[1],
+        gt_cls=g[2],
+        gt_box=np.ascontiguousarray(np.stack(g[3:7], axis=1)),
+        gt_area=g[7],
+        gt_crowd=g[8] > 0,
     )
 
 
 def delete_row_results(session: Session, model_run_id: int, row_ids: Sequence[int]) -> None:
-    ids = list(row_ids)
+    """Delete the row set's results (a redelivered or repeated task rewrites them).
+
+    The bounds make the (model_run_id, data_row_id) index range the plan even when the tables have no
+    statistics (a bulk load's, or a new run's): with ``= ANY`` alone the planner, believing the table
+    tiny, filtered every row of the run, which made a bulk load quadratic.
+    """
+    ids = sorted(set(row_ids))
+    if not ids:
+        return
     with _pg(session).cursor() as cur:
         for table in ("object_matches", "row_class_metrics", "row_metrics"):
             cur.execute(
-                f"DELETE FROM {table} WHERE model_run_id = %s AND data_row_id = ANY(%s)",
-                (model_run_id, ids),
+                f"DELETE FROM {partition(table, model_run_id)} WHERE model_run_id = %s::int8"
+                " AND data_row_id BETWEEN %s::int8 AND %s::int8 AND data_row_id = ANY(%s::int8[])",
+                (model_run_id, ids[0], ids[-1], ids),
             )
 
 
-def _floats(a: NDArray[np.float64]) -> list[float | None]:
-    return [None if v != v else v for v in a.tolist()]
+def _text(name: str, values: NDArray[Any], labels: Sequence[str]) -> Column:
+    """A text column from str/None values (None = NULL); every other value must be one of ``labels``."""
+    index = {label: i for i, label in enumerate(labels)}
+    codes = np.fromiter((index.get(v, -1) for v in values.tolist()), dtype=np.int64, count=len(values))
+    null = codes < 0
+    if null.any():
+        unknown = {v for v in values[null].tolist() if v is not None}
+        if unknown:
+            raise ValueError(f"{name}: values outside {list(labels)}: {sorted(unknown)[:5]}")
+    return Column(name, "text", np.maximum(codes, 0), null=null, labels=labels)
 
 
-def _ints_or_null(a: NDArray[np.int64], null: int = -1) -> list[int | None]:
-    return [None if v == null else v for v in a.tolist()]
+def _float(name: str, a: NDArray[np.float64]) -> Column:
+    """float8, NaN written as NULL."""
+    return Column(name, "float8", a, null=np.isnan(a))
 
 
-def _copy(
-    session: Session, table: str, columns: Sequence[str], types: Sequence[str], data: Sequence[Iterable[Any]]
-) -> None:
-    with (
-        _pg(session).cursor() as cur,
-        cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)") as cp,
-    ):
-        cp.set_types(list(types))
-        for row in zip(*data, strict=True):
-            cp.write_row(row)
+def _int_or_null(name: str, a: NDArray[Any], type_: str = "int8") -> Column:
+    """An integer column: -1 (ids) or NaN (float-held counts) written as NULL."""
+    if a.dtype.kind == "f":
+        null = np.isnan(a)
+        return Column(name, type_, np.where(null, 0, a).astype(np.int64), null=null)
+    return Column(name, type_, a, null=a == -1)
 
 
-OBJECT_COLUMNS = (
-    ("model_run_id", "int8"),
-    ("kind", "text"),
-    ("object_id", "int8"),
-    ("data_row_id", "int8"),
-    ("class_id", "int8"),
-    ("confidence", "float8"),
-    ("status", "text"),
-    ("matched_object_id", "int8"),
-    ("iou", "float8"),
-    ("error_type", "text"),
-    ("tp_mask", "int2"),
-    ("area", "float8"),
-    ("iscrowd", "bool"),
-    ("ignored", "bool"),
-    ("ign_mask", "int2"),
-    ("area_masks", "int8"),
-    ("match_iou", "float8"),
-    ("match_ious", "float8[]"),
-    ("tide_error", "text"),
-    ("tide_fix_class", "int8"),
-)
+def _copy(session: Session, table: str, columns: Sequence[Column]) -> None:
+    with _pg(session).cursor() as cur:
+        pgcopy.copy_in(cur, table, columns)
+
+
+STATUS_LABELS = ("TP", "FP", "FN")
+ERROR_LABELS = ERROR_COLUMNS
+KIND_LABELS = ("pred", "gt")
 
 
 def copy_objects(session: Session, model_run_id: int, o: ObjectResults, keep: NDArray[np.bool_]) -> None:
-    """COPY the objects selected by ``keep`` into ``object_matches``."""
-    n = int(keep.sum())
+    """COPY the objects selected by ``keep`` into the run's ``object_matches``."""
     sel = np.nonzero(keep)[0]
-    mi = o.match_ious[sel]
-    has = o.has_match_ious[sel]
-    match_ious: list[list[float | None] | None] = [
-        [None if v != v else v for v in row] if h else None
-        for row, h in zip(mi.tolist(), has.tolist(), strict=True)
+    n = len(sel)
+    columns = [
+        Column("model_run_id", "int8", np.full(n, model_run_id, dtype=np.int64)),
+        Column("kind", "text", np.where(o.kind_is_pred[sel], 0, 1), labels=KIND_LABELS),
+        Column("object_id", "int8", o.object_id[sel]),
+        Column("data_row_id", "int8", o.data_row_id[sel]),
+        Column("class_id", "int8", o.class_id[sel]),
+        _float("confidence", o.confidence[sel]),
+        _text("status", o.status[sel], STATUS_LABELS),
+        _int_or_null("matched_object_id", o.matched_object_id[sel]),
+        _float("iou", o.iou[sel]),
+        _text("error_type", o.error_type[sel], ERROR_LABELS),
+        Column("tp_mask", "int2", o.tp_mask[sel]),
+        _float("area", o.area[sel]),
+        Column("iscrowd", "bool", o.iscrowd[sel]),
+        Column("ignored", "bool", o.ignored[sel]),
+        Column("ign_mask", "int2", o.ign_mask[sel]),
+        Column("area_masks", "int8", o.area_masks[sel]),
+        _float("match_iou", o.match_iou[sel]),
+        Column("match_ious", "float8[]", o.match_ious[sel], null=~o.has_match_ious[sel]),
+        _text("tide_error", o.tide_error[sel], ERROR_LABELS),
+        _int_or_null("tide_fix_class", o.tide_fix_class[sel]),
     ]
-    data: list[Iterable[Any]] = [
-        [model_run_id] * n,
-        np.where(o.kind_is_pred[sel], "pred", "gt").tolist(),
-        o.object_id[sel].tolist(),
-        o.data_row_id[sel].tolist(),
-        o.class_id[sel].tolist(),
-        _floats(o.confidence[sel]),
-        o.status[sel].tolist(),
-        _ints_or_null(o.matched_object_id[sel]),
-        _floats(o.iou[sel]),
-        o.error_type[sel].tolist(),
-        o.tp_mask[sel].tolist(),
-        _floats(o.area[sel]),
-        o.iscrowd[sel].tolist(),
-        o.ignored[sel].tolist(),
-        o.ign_mask[sel].tolist(),
-        o.area_masks[sel].tolist(),
-        _floats(o.match_iou[sel]),
-        match_ious,
-        o.tide_error[sel].tolist(),
-        _ints_or_null(o.tide_fix_class[sel]),
-    ]
-    _copy(session, "object_matches", [c for c, _ in OBJECT_COLUMNS], [t for _, t in OBJECT_COLUMNS], data)
+    _copy(session, partition("object_matches", model_run_id), columns)
 
 
-_METRIC_COLUMNS = (
-    ("split", "text"),
-    ("num_gt", "int4"),
-    ("num_pred", "int4"),
-    ("tp", "int4"),
-    ("fp", "int4"),
-    ("fn", "int4"),
-    ("precision", "float8"),
-    ("recall", "float8"),
-    ("f1", "float8"),
-    ("mean_iou", "float8"),
-    ("min_conf", "float8"),
-    ("mean_conf", "float8"),
-    ("max_conf", "float8"),
-    ("lb_iou", "float8"),
-    ("lb_tp", "int4"),
-    ("lb_fp", "int4"),
-    ("lb_fn", "int4"),
-    *((f"n_{e}", "int4") for e in ERROR_COLUMNS),
-)
-
-
-def _metric_data(t: RowTable, sel: NDArray[np.int64], splits: list[str]) -> list[Iterable[Any]]:
-    def lb(a: NDArray[np.float64]) -> list[int | None]:
-        return [None if v != v else int(v) for v in a[sel].tolist()]
-
+def _metric_columns(t: RowTable, sel: NDArray[np.int64], splits: NDArray[Any]) -> list[Column]:
     return [
-        splits,
-        t.num_gt[sel].tolist(),
-        t.num_pred[sel].tolist(),
-        t.tp[sel].tolist(),
-        t.fp[sel].tolist(),
-        t.fn[sel].tolist(),
-        _floats(t.precision[sel]),
-        _floats(t.recall[sel]),
-        _floats(t.f1[sel]),
-        _floats(t.mean_iou[sel]),
-        _floats(t.min_conf[sel]),
-        _floats(t.mean_conf[sel]),
-        _floats(t.max_conf[sel]),
-        _floats(t.lb_iou[sel]),
-        lb(t.lb_tp),
-        lb(t.lb_fp),
-        lb(t.lb_fn),
-        *(t.n_err[e][sel].tolist() for e in ERROR_COLUMNS),
+        _text("split", splits, SPLIT_LABELS),
+        Column("num_gt", "int4", t.num_gt[sel]),
+        Column("num_pred", "int4", t.num_pred[sel]),
+        Column("tp", "int4", t.tp[sel]),
+        Column("fp", "int4", t.fp[sel]),
+        Column("fn", "int4", t.fn[sel]),
+        _float("precision", t.precision[sel]),
+        _float("recall", t.recall[sel]),
+        _float("f1", t.f1[sel]),
+        _float("mean_iou", t.mean_iou[sel]),
+        _float("min_conf", t.min_conf[sel]),
+        _float("mean_conf", t.mean_conf[sel]),
+        _float("max_conf", t.max_conf[sel]),
+        _float("lb_iou", t.lb_iou[sel]),
+        _int_or_null("lb_tp", t.lb_tp[sel], "int4"),
+        _int_or_null("lb_fp", t.lb_fp[sel], "int4"),
+        _int_or_null("lb_fn", t.lb_fn[sel], "int4"),
+        *(Column(f"n_{e}", "int4", t.n_err[e][sel]) for e in ERROR_COLUMNS),
     ]
+
+
+SPLIT_LABELS = tuple(s.value for s in Split)
+
+
+def _member_rows(t: RowTable, split_of: dict[int, str]) -> tuple[NDArray[np.int64], NDArray[Any]]:
+    rows = t.data_row_id.tolist()
+    sel = np.array([i for i, r in enumerate(rows) if r in split_of], dtype=np.int64)
+    splits = np.array([split_of[rows[i]] for i in sel.tolist()], dtype=object)
+    return sel, splits
 
 
 def copy_row_metrics(session: Session, model_run_id: int, t: RowTable, split_of: dict[int, str]) -> None:
-    sel = np.array([i for i, r in enumerate(t.data_row_id.tolist()) if r in split_of], dtype=np.int64)
-    rows = t.data_row_id[sel].tolist()
-    data: list[Iterable[Any]] = [
-        [model_run_id] * len(sel),
-        rows,
-        (t.num_gt[sel] > 0).tolist(),
-        (t.num_pred[sel] > 0).tolist(),
-        *_metric_data(t, sel, [split_of[r] for r in rows]),
+    sel, splits = _member_rows(t, split_of)
+    columns = [
+        Column("model_run_id", "int8", np.full(len(sel), model_run_id, dtype=np.int64)),
+        Column("data_row_id", "int8", t.data_row_id[sel]),
+        Column("has_gt", "bool", t.num_gt[sel] > 0),
+        Column("has_pred", "bool", t.num_pred[sel] > 0),
+        *_metric_columns(t, sel, splits),
     ]
-    cols = ["model_run_id", "data_row_id", "has_gt", "has_pred", *(c for c, _ in _METRIC_COLUMNS)]
-    types = ["int8", "int8", "bool", "bool", *(ty for _, ty in _METRIC_COLUMNS)]
-    _copy(session, "row_metrics", cols, types, data)
+    _copy(session, partition("row_metrics", model_run_id), columns)
 
 
 def copy_row_class_metrics(
     session: Session, model_run_id: int, t: RowTable, split_of: dict[int, str]
 ) -> None:
     assert t.class_id is not None
-    sel = np.array([i for i, r in enumerate(t.data_row_id.tolist()) if r in split_of], dtype=np.int64)
-    rows = t.data_row_id[sel].tolist()
-    data: list[Iterable[Any]] = [
-        [model_run_id] * len(sel),
-        t.class_id[sel].tolist(),
-        rows,
-        *_metric_data(t, sel, [split_of[r] for r in rows]),
+    sel, splits = _member_rows(t, split_of)
+    columns = [
+        Column("model_run_id", "int8", np.full(len(sel), model_run_id, dtype=np.int64)),
+        Column("class_id", "int8", t.class_id[sel]),
+        Column("data_row_id", "int8", t.data_row_id[sel]),
+        *_metric_columns(t, sel, splits),
     ]
-    cols = ["model_run_id", "class_id", "data_row_id", *(c for c, _ in _METRIC_COLUMNS)]
-    types = ["int8", "int8", "int8", *(ty for _, ty in _METRIC_COLUMNS)]
-    _copy(session, "row_class_metrics", cols, types, data)
+    _copy(session, partition("row_class_metrics", model_run_id), columns)
 
 
 # --- Thresholds without recompute (docs/metrics.md) --------------------------------------------------
@@ -376,10 +393,18 @@ WHERE t.model_run_id = %(run)s AND t2.model_run_id = %(run)s
 """
 
 
+_RUN_TABLE = re.compile(r"\b(FROM|UPDATE) (object_matches|row_class_metrics|row_metrics)\b")
+
+
+def _on_partitions(sql: str, model_run_id: int) -> str:
+    """``sql`` reading and writing the run's own partitions (attached or loading) instead of the parents."""
+    return _RUN_TABLE.sub(lambda m: f"{m.group(1)} {partition(m.group(2), model_run_id)}", sql)
+
+
 def row_metrics_at(session: Session, model_run_id: int, k: int, conf: float) -> list[tuple[Any, ...]]:
     """Rows of ``ROW_METRICS_AT_SQL``: (data_row_id, class_id or None, num_gt, ..., max_conf)."""
     with _pg(session).cursor() as cur:
-        cur.execute(ROW_METRICS_AT_SQL, _params(model_run_id, k, conf))
+        cur.execute(_on_partitions(ROW_METRICS_AT_SQL, model_run_id), _params(model_run_id, k, conf))
         return list(cur.fetchall())
 
 
@@ -390,8 +415,8 @@ def _params(model_run_id: int, k: int, conf: float) -> dict[str, Any]:
 def update_row_metrics_at(session: Session, model_run_id: int, k: int, conf: float) -> None:
     """The cheap path of a threshold change: rewrite the stored per-row numbers from object_matches."""
     with _pg(session).cursor() as cur:
-        cur.execute(_UPDATE_ROWS_SQL, _params(model_run_id, k, conf))
-        cur.execute(_UPDATE_ROW_CLASSES_SQL, _params(model_run_id, k, conf))
+        cur.execute(_on_partitions(_UPDATE_ROWS_SQL, model_run_id), _params(model_run_id, k, conf))
+        cur.execute(_on_partitions(_UPDATE_ROW_CLASSES_SQL, model_run_id), _params(model_run_id, k, conf))
 
 
 # --- Aggregation -----------------------------------------------------------------------------------
@@ -430,36 +455,61 @@ _TIDE_CODE_SQL = (
 
 
 def load_matches(session: Session, model_run_id: int) -> StoredMatches:
+    """The run's stored matches as arrays (binary COPY straight into numpy: millions of objects)."""
     i64 = np.int64
+    part = partition("object_matches", model_run_id)
     with _pg(session).cursor() as cur:
         # Whole-run reads: allowed to take longer than a request's statement timeout.
         cur.execute("SET LOCAL statement_timeout = '600s'")
-        cur.execute(
-            "SELECT data_row_id, object_id, class_id, confidence, tp_mask, ign_mask,"
-            " area_masks & 1048575, (area_masks >> 20) & 1048575, area_masks >> 40, area,"
-            " (status = 'TP')::int, ignored::int,"
+        (
+            p_row,
+            p_id,
+            p_cls,
+            p_conf,
+            p_tp,
+            p_ign,
+            p_masks,
+            p_area,
+            p_is_tp,
+            p_ignored,
+            partner,
+            p_tide,
+            p_fix,
+        ) = pgcopy.copy_out_fixed(
+            cur,
+            "SELECT data_row_id, object_id, class_id, COALESCE(confidence, 'NaN'), tp_mask::int8,"
+            " ign_mask::int8, area_masks, COALESCE(area, 'NaN'), (status = 'TP')::int::int8, ignored::int::int8,"
             " CASE WHEN status = 'FP' THEN COALESCE(matched_object_id, -1) ELSE -1 END,"
-            " " + _TIDE_CODE_SQL + ", COALESCE(tide_fix_class, -1)"
-            " FROM object_matches WHERE model_run_id = %s AND kind = 'pred'",
+            " " + _TIDE_CODE_SQL + "::int8, COALESCE(tide_fix_class, -1)"
+            f" FROM {part} WHERE model_run_id = %s::int8 AND kind = 'pred'",
             (model_run_id,),
+            [
+                "int8",
+                "int8",
+                "int8",
+                "float8",
+                "int8",
+                "int8",
+                "int8",
+                "float8",
+                "int8",
+                "int8",
+                "int8",
+                "int8",
+                "int8",
+            ],
         )
-        p = cur.fetchall()
-        cur.execute(
-            "SELECT data_row_id, class_id, area, iscrowd::int, (status = 'TP')::int,"
-            " (status = 'FN' AND matched_object_id IS NOT NULL)::int, (tide_error = 'miss')::int, object_id"
-            " FROM object_matches WHERE model_run_id = %s AND kind = 'gt'",
+        g_row, g_cls, g_area, g_crowd, g_tp, g_partnered, g_miss, g_ids = pgcopy.copy_out_fixed(
+            cur,
+            "SELECT data_row_id, class_id, COALESCE(area, 'NaN'), iscrowd::int::int8,"
+            " (status = 'TP')::int::int8, (status = 'FN' AND matched_object_id IS NOT NULL)::int::int8,"
+            " (tide_error IS NOT DISTINCT FROM 'miss')::int::int8, object_id"
+            f" FROM {part} WHERE model_run_id = %s::int8 AND kind = 'gt'",
             (model_run_id,),
+            ["int8", "int8", "float8", "int8", "int8", "int8", "int8", "int8"],
         )
-        g = cur.fetchall()
-    # Float64 holds every column exactly (ids < 2**53; the 60-bit area masks come as three 20-bit parts).
-    pa = np.asarray(p, dtype=np.float64).reshape(-1, 15) if p else np.zeros((0, 15))
-    area_masks = pa[:, 6].astype(i64) | (pa[:, 7].astype(i64) << 20) | (pa[:, 8].astype(i64) << 40)
-    pa = np.delete(pa, [7, 8], axis=1)
-    ga = np.asarray(g, dtype=np.float64).reshape(-1, 8) if g else np.zeros((0, 8))
     # The class of the GT a FP is paired with (confusion matrix), by id.
-    g_ids = ga[:, 7].astype(i64)
     g_order = np.argsort(g_ids)
-    partner = pa[:, 10].astype(i64)
     pos = np.searchsorted(g_ids[g_order], partner)
     pos = np.minimum(pos, max(len(g_ids) - 1, 0))
     found = (partner >= 0) & (len(g_ids) > 0)
@@ -467,16 +517,13 @@ def load_matches(session: Session, model_run_id: int) -> StoredMatches:
         found &= g_ids[g_order][pos] == partner
     partner_cls = np.full(len(partner), -1, dtype=i64)
     if found.any():
-        partner_cls[found] = ga[g_order[pos[found]], 1].astype(i64)
+        partner_cls[found] = g_cls[g_order[pos[found]]]
     return StoredMatches(
-        p_row=pa[:, 0].astype(i64), p_id=pa[:, 1].astype(i64), p_cls=pa[:, 2].astype(i64),
-        p_conf=pa[:, 3].copy(), p_tp_mask=pa[:, 4].astype(i64), p_ign_mask=pa[:, 5].astype(i64),
-        p_area_masks=area_masks, p_area=pa[:, 7].copy(), p_status_tp=pa[:, 8] > 0,
-        p_ignored=pa[:, 9] > 0, p_partner_cls=partner_cls, p_tide=pa[:, 11].astype(i64),
-        p_tide_fix=pa[:, 12].astype(i64),
-        g_row=ga[:, 0].astype(i64), g_cls=ga[:, 1].astype(i64), g_area=ga[:, 2].copy(),
-        g_crowd=ga[:, 3] > 0, g_status_tp=ga[:, 4] > 0, g_partnered=ga[:, 5] > 0,
-        g_tide_miss=ga[:, 6] > 0,
+        p_row=p_row, p_id=p_id, p_cls=p_cls, p_conf=p_conf, p_tp_mask=p_tp, p_ign_mask=p_ign,
+        p_area_masks=p_masks, p_area=p_area, p_status_tp=p_is_tp > 0, p_ignored=p_ignored > 0,
+        p_partner_cls=partner_cls, p_tide=p_tide, p_tide_fix=p_fix,
+        g_row=g_row, g_cls=g_cls, g_area=g_area, g_crowd=g_crowd > 0, g_status_tp=g_tp > 0,
+        g_partnered=g_partnered > 0, g_tide_miss=g_miss > 0,
     )  # fmt: skip
 
 
@@ -539,20 +586,27 @@ def replace_class_metrics(
 
 
 def run_status(session: Session, model_run_id: int) -> dict[str, Any] | None:
-    row = session.execute(
+    run = session.execute(
         text(
-            "SELECT r.id, r.aggregated_at,"
-            " (SELECT count(*) FROM model_run_rows m WHERE m.model_run_id = r.id),"
-            " (SELECT count(*) FROM row_metrics x WHERE x.model_run_id = r.id)"
+            "SELECT r.id, r.aggregated_at, (SELECT count(*) FROM model_run_rows m WHERE m.model_run_id = r.id)"
             " FROM model_runs r WHERE r.id = :id"
         ),
         {"id": model_run_id},
     ).first()
-    if row is None:
+    if run is None:
         return None
+    conn = _pg(session)
+    current = partitions.state(conn, model_run_id)
+    done = 0
+    if current != "missing":
+        done = conn.execute(
+            f"SELECT count(*) FROM {partition('row_metrics', model_run_id)} WHERE model_run_id = %s",
+            (model_run_id,),
+        ).fetchone()[0]  # type: ignore[index]
     return {
-        "model_run_id": int(row[0]),
-        "aggregated_at": row[1],
-        "rows": int(row[2]),
-        "rows_with_metrics": int(row[3]),
+        "model_run_id": int(run[0]),
+        "aggregated_at": run[1],
+        "loading": current == "loading",
+        "rows": int(run[2]),
+        "rows_with_metrics": int(done),
     }

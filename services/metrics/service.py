@@ -9,6 +9,7 @@ import numpy as np
 from sqlalchemy.orm import Session
 
 from services.metrics import domain, repository
+from shared.db import partitions
 from shared.metrics.rows import evaluate_rows, grid_index
 
 
@@ -18,6 +19,24 @@ class ComputeRowsResult:
     rows: int
     objects: int
     skipped: bool = False
+
+
+def prepare_bulk_load(session: Session, model_run_id: int, min_rows: int) -> bool:
+    """Before a row task's own transaction: switch a new large run to bulk loading (short transaction).
+
+    True when this call switched it; the caller then refreshes the inputs' statistics
+    (:func:`analyze_inputs`) in a transaction of its own.
+    """
+    return repository.prepare_bulk_load(session, model_run_id, min_rows)
+
+
+def analyze_inputs(session: Session, model_run_id: int) -> None:
+    repository.analyze_inputs(session, model_run_id)
+
+
+def finish_bulk_load(conninfo: str, model_run_id: int, parallel: int) -> bool:
+    """Before aggregating: index, analyze and attach a bulk-loaded run's tables (no-op otherwise)."""
+    return partitions.finish_bulk_load(conninfo, model_run_id, parallel)
 
 
 def compute_rows(session: Session, model_run_id: int, data_row_ids: list[int]) -> ComputeRowsResult:

@@ -1,6 +1,8 @@
 """Vector store adapter: one interface, three Qdrant engines.
 
-- ``QdrantStore(QdrantClient(url=...))``: a Qdrant server (production, any number of processes).
+- ``QdrantStore(QdrantClient(url=...))``: a Qdrant server (production, any number of processes);
+  collections are created sharded and replicated as ``Sharding`` says (``BLINDSPOT_QDRANT__SHARD_NUMBER``,
+  ``__REPLICATION_FACTOR``, ``__WRITE_CONSISTENCY_FACTOR``) with a payload index per filtered field.
 - ``QdrantStore(QdrantClient(path=...))``: qdrant-client's local mode (pure Python, exact search;
   slow past ~20k points; ``location=":memory:"`` in tests).
 - ``EdgeStore(path)``: qdrant-edge-py, Qdrant's own engine in-process (HNSW, payload indexes), one
@@ -29,13 +31,29 @@ from typing import Any, Literal, Protocol
 import numpy as np
 
 from shared.errors import ConfigurationError, DependencyUnavailable
+from shared.logging import get_logger
 from shared.settings import QdrantSettings
+
+log = get_logger(__name__)
 
 PointId = int | str
 Value = str | int | bool
 # No "bool": qdrant-edge-py 0.9 never matches a MatchValue(True/False); store flags as 0/1 integers.
 IndexKind = Literal["keyword", "integer"]
 WORKSPACE_KEY = "workspace_id"
+
+
+@dataclass(frozen=True)
+class Sharding:
+    """How a Qdrant server lays out a new collection (fixed at creation, except replication)."""
+
+    shard_number: int = 1
+    replication_factor: int = 1
+    write_consistency_factor: int = 1
+
+    @classmethod
+    def from_settings(cls, settings: QdrantSettings) -> Sharding:
+        return cls(settings.shard_number, settings.replication_factor, settings.write_consistency_factor)
 
 
 @dataclass(frozen=True)
@@ -166,12 +184,13 @@ class _Serialized:
 class QdrantStore:
     """A Qdrant server or qdrant-client's local mode behind the one interface."""
 
-    def __init__(self, client: Any, *, backend: str) -> None:
+    def __init__(self, client: Any, *, backend: str, sharding: Sharding | None = None) -> None:
         from qdrant_client import models
 
         self._client = _Serialized(client) if backend == "local" else client
         self._m = models
         self.backend = backend
+        self.sharding = sharding or Sharding()
 
     def _filter(self, f: VectorFilter) -> Any:
         m = self._m
@@ -187,25 +206,53 @@ class QdrantStore:
         return m.Filter(must=must or None, must_not=[cond(c) for c in f.must_not] or None)
 
     def ensure_collection(self, name: str, dim: int, indexes: Mapping[str, IndexKind]) -> None:
+        """Create the collection if missing (on a server: sharded, replicated) and every payload index.
+
+        Safe to call from several processes at once: a collection another process created between the
+        existence check and the create is accepted. An existing collection keeps its shard count (Qdrant
+        cannot change it); a mismatch with the settings is logged.
+        """
         m = self._m
+        vectors = m.VectorParams(size=dim, distance=m.Distance.COSINE)
+        if self.backend == "local":  # local mode: no shards, no payload indexes (it scans)
+            if not self._client.collection_exists(name):
+                self._client.create_collection(name, vectors_config=vectors)
+            return
+        sh = self.sharding
         if not self._client.collection_exists(name):
-            self._client.create_collection(
-                name, vectors_config=m.VectorParams(size=dim, distance=m.Distance.COSINE)
-            )
-        if self.backend == "local":
-            return  # local mode has no payload indexes (it scans)
+            try:
+                self._client.create_collection(
+                    name,
+                    vectors_config=vectors,
+                    shard_number=sh.shard_number,
+                    replication_factor=sh.replication_factor,
+                    write_consistency_factor=sh.write_consistency_factor,
+                )
+            except Exception:
+                if not self._client.collection_exists(name):
+                    raise
         schema = {
             "keyword": m.PayloadSchemaType.KEYWORD,
             "integer": m.PayloadSchemaType.INTEGER,
         }
-        existing = self._client.get_collection(name).payload_schema or {}
+        info = self._client.get_collection(name)
+        layout = info.config.params
+        if layout.shard_number not in (None, sh.shard_number):
+            log.warning(
+                "qdrant collection keeps its shard count",
+                collection=name,
+                shard_number=layout.shard_number,
+                configured=sh.shard_number,
+                hint="shards are fixed at creation: re-create the collection (re-embed) to change them",
+            )
+        existing = info.payload_schema or {}
         for key, kind in indexes.items():
             if key in existing:
                 continue
             if key == WORKSPACE_KEY:
-                params: Any = m.IntegerIndexParams(
-                    type=m.IntegerIndexType.INTEGER, lookup=True, range=False, is_tenant=True
-                )
+                # Matched by value only, never by range. (Qdrant's is_tenant flag exists for keyword and
+                # uuid indexes only, and the tenant key is an integer here.)
+                params: Any = m.IntegerIndexParams(type=m.IntegerIndexType.INTEGER, lookup=True, range=False)
             else:
                 params = schema[kind]
             self._client.create_payload_index(name, field_name=key, field_schema=params, wait=True)
@@ -526,7 +573,11 @@ def open_vector_store(
         if not settings.url:
             raise ConfigurationError("BLINDSPOT_QDRANT__URL must be set to use a Qdrant server")
         key = settings.api_key.get_secret_value() if settings.api_key else None
-        return QdrantStore(QdrantClient(url=settings.url, api_key=key, timeout=30), backend="server")
+        return QdrantStore(
+            QdrantClient(url=settings.url, api_key=key, timeout=30),
+            backend="server",
+            sharding=Sharding.from_settings(settings),
+        )
     if chosen == "memory":
         return QdrantStore(QdrantClient(location=":memory:"), backend="local")
     folder = Path(settings.path) / chosen
@@ -549,6 +600,7 @@ __all__ = [
     "Hit",
     "QdrantStore",
     "Record",
+    "Sharding",
     "VectorFilter",
     "VectorStore",
     "open_vector_store",

@@ -15,7 +15,9 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
-# Tables partitioned by model run (HASH (model_run_id), see migrations) and their partition count.
+# Tables partitioned by model run. ``predictions``: HASH (model_run_id) in RUN_PARTITIONS partitions
+# (migration 0001). The run's result tables: one LIST partition per run (migration metrics02,
+# shared/db/partitions.py).
 RUN_PARTITIONED_TABLES = ("predictions", "object_matches", "row_metrics", "row_class_metrics")
 RUN_PARTITIONS = 8
 

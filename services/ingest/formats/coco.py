@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from itertools import chain
 from typing import Any
 
+import msgspec
 import numpy as np
 import orjson
 
@@ -12,6 +14,8 @@ from services.ingest.formats.base import (
     Category,
     ExportData,
     ImageRef,
+    Int64,
+    decode_typed,
     factorize,
     fail,
     load_json,
@@ -115,8 +119,52 @@ def parse_gt(data: bytes, source: str) -> BoxTable:
     )
 
 
+class _Result(msgspec.Struct, gc=False):
+    """One well-formed COCO result (other fields, e.g. ``segmentation``, are skipped)."""
+
+    image_id: Int64 | str
+    category_id: Int64
+    bbox: tuple[float, float, float, float]
+    score: float | None = 1.0
+
+
+_RESULTS = msgspec.json.Decoder(list[_Result])
+
+
+def _results_table(results: list[_Result], source: str) -> BoxTable:
+    def where(i: int) -> str:
+        return f"{source}: [{i}]"
+
+    n = len(results)
+    images, img_idx = factorize([r.image_id for r in results])
+    classes, class_idx = factorize([r.category_id for r in results])
+    xywh = np.fromiter(chain.from_iterable([r.bbox for r in results]), np.float64, count=4 * n)
+    scores = [r.score for r in results]
+    conf = np.asarray(scores, dtype=np.float64)  # null -> NaN -> 1.0 below
+    if None in scores:
+        conf[np.isnan(conf)] = 1.0
+    return BoxTable(
+        source=source,
+        images=[ImageRef(coco_id=v) for v in images],
+        image_idx=img_idx,
+        classes=[("ext", c) for c in classes],
+        class_idx=class_idx,
+        xywh=xywh.reshape(n, 4),
+        conf=conf,
+        where=where,
+    )
+
+
 def parse_results(data: bytes, source: str) -> BoxTable:
     """A COCO results list: ``[{"image_id", "category_id", "bbox": [x,y,w,h], "score"}]``."""
+    results = decode_typed(_RESULTS, data)
+    if results is not None:
+        return _results_table(results, source)
+    return parse_results_checked(data, source)
+
+
+def parse_results_checked(data: bytes, source: str) -> BoxTable:
+    """``parse_results`` field by field: reads any file it reads, and names what is wrong with the rest."""
     doc = load_json(data, source)
     if isinstance(doc, dict) and isinstance(doc.get("annotations"), list):
         doc = doc["annotations"]

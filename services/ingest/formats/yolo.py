@@ -7,6 +7,8 @@ Lines are ``class cx cy w h`` (ground truth) or ``class cx cy w h conf`` (predic
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -104,20 +106,11 @@ def parse(data: bytes, source: str, *, predictions: bool, max_bytes: int) -> Box
         return f"{source}:{file_names[int(files[i])]} line {int(lines[i])}"
 
     width_ok = (5, 6) if predictions else (5,)
-    for i, parts in enumerate(rows):
-        if len(parts) not in width_ok:
-            want = "class cx cy w h [conf]" if predictions else "class cx cy w h"
-            raise fail(where(i), f"expected `{want}`, got {len(parts)} values")
-    n = len(rows)
-    cls = np.empty(n, dtype=np.int64)
-    vals = np.empty((n, 5), dtype=np.float64)
-    vals[:, 4] = 1.0
-    for i, parts in enumerate(rows):
-        try:
-            cls[i] = int(parts[0])
-            vals[i, : len(parts) - 1] = [float(p) for p in parts[1:]]
-        except ValueError:
-            raise fail(where(i), f"not numbers: {' '.join(parts)!r}"[:200]) from None
+    numbers = _numbers(rows, width_ok)
+    if numbers is not None:
+        cls, vals = numbers
+    else:  # a line of another width or with a value that is not a number: name the first one
+        cls, vals = _numbers_checked(rows, width_ok, predictions, where)
     bad = np.flatnonzero((cls < 0) | (cls >= len(names)))
     if bad.size:
         i = int(bad[0])
@@ -134,6 +127,47 @@ def parse(data: bytes, source: str, *, predictions: bool, max_bytes: int) -> Box
         normalized=True,
         categories=[Category(name=nm, external_id=None) for nm in names],
     )
+
+
+def _numbers(rows: list[list[str]], width_ok: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray] | None:
+    """Class indices ``(n,)`` and ``(n, 5)`` values (conf 1.0 when absent) of lines that all have the
+    same accepted width, converted in C with exactly ``int()``/``float()``; None when any line differs.
+    """
+    n = len(rows)
+    widths = set(map(len, rows))
+    if len(widths) > 1 or not widths <= set(width_ok):
+        return None
+    width = widths.pop() if widths else 5
+    flat = list(chain.from_iterable(rows))
+    try:
+        cls = np.fromiter(map(int, flat[::width]), np.int64, count=n)
+        given = np.fromiter(map(float, flat), np.float64, count=n * width).reshape(n, width)
+    except (ValueError, OverflowError):
+        return None
+    vals = np.ones((n, 5), dtype=np.float64)
+    vals[:, : width - 1] = given[:, 1:]
+    return cls, vals
+
+
+def _numbers_checked(
+    rows: list[list[str]], width_ok: tuple[int, ...], predictions: bool, where: Callable[[int], str]
+) -> tuple[np.ndarray, np.ndarray]:
+    """As ``_numbers``, line by line, raising a 4xx that names the first bad line."""
+    for i, parts in enumerate(rows):
+        if len(parts) not in width_ok:
+            want = "class cx cy w h [conf]" if predictions else "class cx cy w h"
+            raise fail(where(i), f"expected `{want}`, got {len(parts)} values")
+    n = len(rows)
+    cls = np.empty(n, dtype=np.int64)
+    vals = np.empty((n, 5), dtype=np.float64)
+    vals[:, 4] = 1.0
+    for i, parts in enumerate(rows):
+        try:
+            cls[i] = int(parts[0])
+            vals[i, : len(parts) - 1] = [float(p) for p in parts[1:]]
+        except (ValueError, OverflowError):
+            raise fail(where(i), f"not numbers: {' '.join(parts)!r}"[:200]) from None
+    return cls, vals
 
 
 def _fmt(v: float) -> str:

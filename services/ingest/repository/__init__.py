@@ -31,7 +31,7 @@ from services.ingest.repository.catalog import (
     run_counts,
     workspace_exists,
 )
-from services.ingest.repository.copy import binary_copy_payload, copy_payload
+from services.ingest.repository.copy import binary_copy_payload, copy_columns
 from services.ingest.repository.jobs import create_job, finish_job, get_job, lock_job, set_progress
 from services.ingest.repository.rows import (
     RowRef,
@@ -49,7 +49,7 @@ __all__ = [
     "add_run_rows",
     "annotations_of",
     "binary_copy_payload",
-    "copy_payload",
+    "copy_columns",
     "count_boxes",
     "count_rows",
     "create_dataset",

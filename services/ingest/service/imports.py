@@ -21,7 +21,7 @@ from services.ingest import repository as repo
 from services.ingest.context import IngestContext
 from services.ingest.domain import check_boxes
 from services.ingest.formats import coco, labelbox, ultralytics, voc, yolo
-from services.ingest.formats.base import BoxTable
+from services.ingest.formats.base import BoxTable, gc_paused
 from services.ingest.service import followups
 from services.ingest.service.resolve import RowIndex, resolve_classes, resolve_rows
 from shared.celery import broker_check, send
@@ -75,7 +75,8 @@ def apply(
 ) -> dict[str, Any]:
     """Parse, check and write one import inside ``session``'s transaction. Raises a 4xx on bad input."""
     t0 = time.perf_counter()
-    table = parse(spec, data, ctx.settings.limits.max_json_bytes)
+    with gc_paused():
+        table = parse(spec, data, ctx.settings.limits.max_json_bytes)
     t_parse = time.perf_counter()
     n = len(table)
     progress(0, n)

@@ -9,13 +9,13 @@ import shared.db.models  # noqa: F401  (registers the tables)
 from shared.db.base import Base
 from shared.settings import get_settings
 
-PARTITION_NAME = re.compile(r".+_p\d+$")
+PARTITION_NAME = re.compile(r".+_[pr]\d+$")
 config = context.config
 target_metadata = Base.metadata
 
 
 def _include_object(obj, name, type_, reflected, compare_to):  # type: ignore[no-untyped-def]
-    """Partitions (``<table>_p<N>``) are created by DDL in the migration, not mapped as models."""
+    """Partitions (``<table>_p<N>``, ``<table>_r<run id>``) are created by DDL in the migration, not mapped as models."""
     return not (type_ == "table" and reflected and PARTITION_NAME.match(name or ""))
 
 

@@ -25,7 +25,7 @@ class ObjectMatch(Base):
         CheckConstraint(check_in("status", MatchStatus), name="status_values"),
         CheckConstraint(f"error_type IS NULL OR {check_in('error_type', ErrorType)}", name="error_values"),
         Index("ix_object_matches_run_row", "model_run_id", "data_row_id"),
-        {"postgresql_partition_by": "HASH (model_run_id)"},
+        {"postgresql_partition_by": "LIST (model_run_id)"},
     )
 
     model_run_id: Mapped[int] = mapped_column(

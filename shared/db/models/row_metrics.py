@@ -42,7 +42,7 @@ class RowMetrics(_RowMetricColumns, Base):
     __tablename__ = "row_metrics"
     __table_args__ = (
         Index("ix_row_metrics_run_split", "model_run_id", "split", "data_row_id"),
-        {"postgresql_partition_by": "HASH (model_run_id)"},
+        {"postgresql_partition_by": "LIST (model_run_id)"},
     )
 
     model_run_id: Mapped[int] = mapped_column(
@@ -58,9 +58,8 @@ class RowClassMetrics(_RowMetricColumns, Base):
 
     __tablename__ = "row_class_metrics"
     __table_args__ = (
-        Index("ix_row_class_metrics_run_class", "model_run_id", "class_id", "data_row_id"),
         Index("ix_row_class_metrics_run_row", "model_run_id", "data_row_id"),  # migration metrics01
-        {"postgresql_partition_by": "HASH (model_run_id)"},
+        {"postgresql_partition_by": "LIST (model_run_id)"},
     )
 
     model_run_id: Mapped[int] = mapped_column(

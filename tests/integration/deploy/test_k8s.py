@@ -233,3 +233,30 @@ def test_overlays() -> None:
         if d["metadata"]["name"] != "triton"
     }
     assert images == {"registry.example.com/blindspot:0.1.0"}
+
+
+def test_inference_workers_use_one_onnx_thread_per_cpu_of_their_limit() -> None:
+    """ONNX Runtime's default (0) is a thread per node core: a pod must pin it to its CPU share."""
+    worker = _container(by_kind(render("base"), "Deployment")["worker-inference"])
+    env = {e["name"]: e.get("value") for e in worker["env"]}
+    threads = int(env["BLINDSPOT_INFERENCE__ONNX_THREADS"])
+    command = worker["command"]
+    concurrency = int(command[command.index("--concurrency") + 1])
+    assert threads >= 1
+    assert threads * concurrency <= float(worker["resources"]["limits"]["cpu"])
+
+
+def test_production_qdrant_collections_are_sharded_and_replicated() -> None:
+    from shared.settings import QdrantSettings
+
+    production = render("overlays/production")
+    config = next(iter(by_kind(production, "ConfigMap").values()))["data"]
+    qdrant = QdrantSettings(
+        url=config["BLINDSPOT_QDRANT__URL"],
+        shard_number=int(config["BLINDSPOT_QDRANT__SHARD_NUMBER"]),
+        replication_factor=int(config["BLINDSPOT_QDRANT__REPLICATION_FACTOR"]),
+        write_consistency_factor=int(config["BLINDSPOT_QDRANT__WRITE_CONSISTENCY_FACTOR"]),
+    )
+    assert qdrant.shard_number >= 2 and qdrant.replication_factor >= 2
+    base = next(iter(by_kind(render("base"), "ConfigMap").values()))["data"]
+    assert base["BLINDSPOT_QDRANT__SHARD_NUMBER"] == "1", "one Qdrant node in the self-contained install"

@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from services.ingest.formats import coco, labelbox, ultralytics, voc, yolo
-from services.ingest.formats.base import ExportBoxes, ExportClass, ExportData, ExportRow, ImageRef
+from services.ingest.formats.base import ExportBoxes, ExportClass, ExportData, ExportRow, ImageRef, num
 from services.ingest.repository import binary_copy_payload
 from shared.errors import BadRequest, InvalidInput
 
@@ -135,3 +135,141 @@ def test_binary_copy_payload_layout() -> None:
     first = struct.unpack(">hiqidib", body[: 2 + 12 + 12 + 5])
     assert first == (3, 8, 1, 8, 0.5, 1, 1)
     assert len(body) == 2 * (2 + 12 + 12 + 5)
+
+
+# ---- typed fast paths read well-formed files exactly as the checked parsers do
+
+
+def _tables_equal(a: yolo.BoxTable, b: yolo.BoxTable) -> None:
+    assert a.images == b.images and a.classes == b.classes
+    np.testing.assert_array_equal(a.image_idx, b.image_idx)
+    np.testing.assert_array_equal(a.class_idx, b.class_idx)
+    assert a.image_idx.dtype == b.image_idx.dtype == np.int64
+    assert a.xywh.shape == b.xywh.shape and a.xywh.tobytes() == b.xywh.tobytes()  # bit for bit
+    assert (a.conf is None) == (b.conf is None)
+    if a.conf is not None and b.conf is not None:
+        assert a.conf.tobytes() == b.conf.tobytes()
+    assert [a.where(i) for i in range(len(a))] == [b.where(i) for i in range(len(b))]
+
+
+def _messy_numbers(n: int, seed: int = 0) -> np.ndarray:
+    """Floats with many digits, tiny and whole values (written as ints by ``num``), and -0.0."""
+    rng = np.random.default_rng(seed)
+    v = rng.uniform(0, 1000, size=(n, 4)) * rng.choice([1e-7, 1.0, 1e3], size=(n, 4))
+    v[::7] = np.round(v[::7])
+    v[3::11, 0] = -0.0
+    return v
+
+
+def test_coco_results_typed_path_matches_checked_parser() -> None:
+    v = _messy_numbers(200)
+    doc: list[dict[str, object]] = []
+    for i, (x, y, w, h) in enumerate(v):
+        d: dict[str, object] = {"image_id": [3, "a/b.jpg", 2**40, 7][i % 4], "category_id": i % 5 - 1}
+        d["bbox"] = [num(x), num(y), num(w), num(h)]
+        if i % 3 == 0:
+            d["score"] = float(v[i, 0] / 1000)
+        elif i % 3 == 1:
+            d["score"] = None
+        if i % 10 == 0:
+            d["segmentation"] = [[1, 2, 3, 4]]
+        doc.append(d)
+    data = orjson.dumps(doc)
+    assert coco.decode_typed(coco._RESULTS, data) is not None  # this file takes the typed path
+    _tables_equal(coco.parse_results(data, "r.json"), coco.parse_results_checked(data, "r.json"))
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        [{"image_id": 1, "category_id": True, "bbox": [1, 2, 3, 4]}],  # bool is not an integer
+        [{"image_id": 1, "category_id": 1, "bbox": ["1", 2, 3, 4]}],
+        [{"image_id": 2**63, "category_id": 1, "bbox": [1, 2, 3, 4]}],
+        {"annotations": [{"image_id": 1, "category_id": 1, "bbox": [1, 2, 3, 4]}]},
+        [{"image_id": 1, "bbox": [1, 2, 3, 4]}],
+    ],
+)
+def test_coco_results_off_the_typed_path_read_as_checked(doc: object) -> None:
+    data = orjson.dumps(doc)
+    assert coco.decode_typed(coco._RESULTS, data) is None
+    try:
+        expected = coco.parse_results_checked(data, "r.json")
+    except InvalidInput as exc:
+        with pytest.raises(InvalidInput, match=str(exc).replace("[", r"\[").replace("]", r"\]")):
+            coco.parse_results(data, "r.json")
+    else:
+        _tables_equal(coco.parse_results(data, "r.json"), expected)
+
+
+def test_labelbox_typed_path_matches_checked_parser() -> None:
+    v = _messy_numbers(120, seed=1)
+    lines = []
+    for i, (x, y, w, h) in enumerate(v):
+        obj: dict[str, object] = {
+            "uuid": str(i),
+            "name": ["person", "car", "dog"][i % 3],
+            "dataRow": {"globalKey": f"img/{i % 17}.jpg"},
+            "bbox": {"top": num(y), "left": num(x), "height": num(h), "width": num(w)},
+        }
+        if i % 4:
+            obj["confidence"] = None if i % 4 == 1 else float(v[i, 0] / 1000)
+        lines.append(orjson.dumps(obj))
+        if i % 9 == 0:
+            lines.append(b"   ")
+    data = b"\n".join(lines) + b"\n"
+    for predictions in (False, True):
+        fast = labelbox._parse_typed(data, "lb.ndjson", predictions=predictions)
+        assert fast is not None
+        _tables_equal(fast, labelbox.parse_checked(data, "lb.ndjson", predictions=predictions))
+
+
+def test_labelbox_lines_off_the_typed_path_keep_their_message() -> None:
+    good = b'{"name": "p", "dataRow": {"globalKey": "a"}, "bbox": {"top": 1, "left": 2, "height": 3, "width": 4}}'
+    bad = b'{"name": "p", "dataRow": {"globalKey": "a"}, "bbox": {"top": 1, "left": 2, "height": 3, "width": true}}'
+    with pytest.raises(InvalidInput, match="line 2: bbox values must be numbers"):
+        labelbox.parse(good + b"\n" + bad, "lb.ndjson", predictions=True)
+    by_id = b'{"name": "p", "dataRow": {"id": 5}, "bbox": {"top": 1, "left": 2, "height": 3, "width": 4}}'
+    table = labelbox.parse(good + b"\n" + by_id, "lb.ndjson", predictions=True)
+    assert table.images == [ImageRef(key="a"), ImageRef(row_id=5)]
+
+
+def test_ultralytics_typed_path_matches_checked_parser() -> None:
+    v = _messy_numbers(90, seed=2)
+    doc: dict[str, list[dict[str, object]]] = {"empty.jpg": []}
+    for i, (x, y, w, h) in enumerate(v):
+        det: dict[str, object] = {
+            "name": ["person", "car"][i % 2],
+            "class": i % 2,
+            "box": {"x1": num(x), "y1": num(y), "x2": num(x + w), "y2": num(y + h)},
+        }
+        if i % 3:
+            det["confidence"] = None if i % 3 == 1 else float(v[i, 1] / 1000)
+        doc.setdefault(f"k/{i % 13}.png", []).append(det)
+    data = orjson.dumps(doc)
+    fast = ultralytics._parse_typed(data, "u.json")
+    assert fast is not None
+    _tables_equal(fast, ultralytics.parse_checked(data, "u.json"))
+
+
+@pytest.mark.parametrize("predictions", [False, True])
+def test_yolo_vectorized_numbers_match_line_by_line(predictions: bool) -> None:
+    v = _messy_numbers(50, seed=3) / 1000
+    width = 6 if predictions else 5
+    rows = [
+        [str(i % 4)] + [repr(float(t)) for t in r] + (["0.5"] if predictions else []) for i, r in enumerate(v)
+    ]
+    rows[4][1] = "1_0.5"  # float() reads it: so do both paths
+    rows[5][0] = "+1"
+    fast = yolo._numbers(rows, (5, 6) if predictions else (5,))
+    assert fast is not None
+
+    def where(i: int) -> str:
+        return f"line {i}"
+
+    slow = yolo._numbers_checked(rows, (5, 6) if predictions else (5,), predictions, where)
+    assert fast[0].tolist() == slow[0].tolist() and fast[1].tobytes() == slow[1].tobytes()
+    assert len(rows[0]) == width
+    rows[7][0] = "1.0"  # int() refuses it: the line-by-line path names it
+    assert yolo._numbers(rows, (5, 6)) is None
+    with pytest.raises(InvalidInput, match="line 7: not numbers"):
+        yolo._numbers_checked(rows, (5, 6), predictions, where)

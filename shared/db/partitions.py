@@ -1,0 +1,173 @@
+"""One partition per model run for the run's result tables, and the bulk-load path that uses it.
+
+``object_matches``, ``row_metrics`` and ``row_class_metrics`` are LIST-partitioned by ``model_run_id``; a
+run's partitions are ``<table>_r<run id>`` (migration metrics02). A trigger on ``model_runs`` creates
+them attached, with every index of the parent, so anything may write through the parent tables.
+
+Bulk first computation (Postgres' advice for bulk loads: load, then index). The gallery needs ~20 sort
+indexes on these tables; maintaining them row by row was ~70% of a metrics row task. When a large run
+(``settings.metrics.bulk_load_min_rows`` rows or more) is computed for the first time, the metrics service:
+
+1. :func:`begin_bulk_load` — swaps the run's still-empty partitions for *loading tables* of the same
+   name: detached, with only the indexes writing needs (primary key and ``(model_run_id, data_row_id)``);
+2. writes into them by name (:func:`partition`), as it always does;
+3. :func:`finish_bulk_load` — builds the remaining indexes (several at once, on separate connections),
+   analyzes the tables and attaches them; Postgres then adopts the matching indexes instead of
+   rebuilding them, and the CHECK constraint spares the validation scan.
+
+While a run is loading, its rows are not visible through the parent tables (the gallery shows it as
+computing: the run status has ``loading: true``). Writes keep working in both states.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Literal
+
+import psycopg
+
+RESULT_TABLES = ("object_matches", "row_metrics", "row_class_metrics")
+
+State = Literal["attached", "loading", "missing"]
+
+# Advisory lock (run id, this key) around swaps and attaches of a run's partitions.
+_LOCK_KEY = -2
+
+
+def partition(table: str, model_run_id: int) -> str:
+    """Name of the run's partition (or loading table) of ``table``."""
+    if table not in RESULT_TABLES:
+        raise ValueError(f"{table} is not partitioned per run")
+    return f"{table}_r{int(model_run_id)}"
+
+
+def state(conn: psycopg.Connection[Any], model_run_id: int) -> State:
+    """``attached`` (visible through the parents), ``loading`` (detached tables) or ``missing``."""
+    names = [partition(t, model_run_id) for t in RESULT_TABLES]
+    rows = conn.execute(
+        "SELECT c.relname, EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = c.oid)"
+        " FROM pg_class c WHERE c.relname = ANY(%s) AND c.relkind = 'r'"
+        " AND c.relnamespace = current_schema()::regnamespace",
+        (names,),
+    ).fetchall()
+    if len(rows) < len(names):
+        return "missing"
+    return "attached" if all(attached for _, attached in rows) else "loading"
+
+
+def _lock(conn: psycopg.Connection[Any], model_run_id: int) -> None:
+    conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (int(model_run_id % 2_147_483_647), _LOCK_KEY))
+
+
+def _parent_indexes(conn: psycopg.Connection[Any], table: str) -> list[tuple[str, str, bool]]:
+    """(name, CREATE INDEX statement, needed while loading) of the parent's indexes, constraints excluded."""
+    rows = conn.execute(
+        "SELECT c.relname, pg_get_indexdef(i.indexrelid),"
+        " (SELECT array_agg(a.attname ORDER BY k.n) FROM unnest(i.indkey) WITH ORDINALITY k(attnum, n)"
+        "  JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum)"
+        " FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
+        " WHERE i.indrelid = CAST(%s AS regclass)"
+        " AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid)"
+        " ORDER BY c.relname",
+        (table,),
+    ).fetchall()
+    return [(name, ddl, list(cols) == ["model_run_id", "data_row_id"]) for name, ddl, cols in rows]
+
+
+def _index_name(parent_index: str, model_run_id: int) -> str:
+    name = f"{parent_index}_r{int(model_run_id)}"
+    if len(name) <= 63:
+        return name
+    return f"ix_{hashlib.sha1(name.encode()).hexdigest()[:20]}_r{int(model_run_id)}"
+
+
+def _clone_index(ddl: str, parent_index: str, table: str, model_run_id: int) -> str:
+    """The parent's ``CREATE INDEX`` statement, for the run's table."""
+    part = partition(table, model_run_id)
+    head, sep, tail = ddl.partition(" USING ")
+    if not sep or f"INDEX {parent_index} ON " not in head:
+        raise ValueError(f"unexpected index definition: {ddl}")
+    return f"CREATE INDEX IF NOT EXISTS {_index_name(parent_index, model_run_id)} ON {part} USING {tail}"
+
+
+def begin_bulk_load(conn: psycopg.Connection[Any], model_run_id: int, lock_timeout_ms: int = 2000) -> bool:
+    """Swap the run's empty, attached partitions for loading tables; True when the run is loading.
+
+    Runs in the caller's transaction, which should be short: detaching locks the parent tables (ACCESS
+    EXCLUSIVE) until commit. Gives up (False, nothing changed) if that lock is not granted within
+    ``lock_timeout_ms``, or when a partition already holds rows (the run is not new).
+    """
+    _lock(conn, model_run_id)
+    current = state(conn, model_run_id)
+    if current != "attached":
+        return current == "loading"
+    for table in RESULT_TABLES:
+        if conn.execute(f"SELECT EXISTS (SELECT 1 FROM {partition(table, model_run_id)})").fetchone()[0]:  # type: ignore[index]
+            return False
+    conn.execute(f"SET LOCAL lock_timeout = {int(lock_timeout_ms)}")
+    try:
+        with conn.transaction():  # a savepoint: a lock timeout leaves the partitions as they were
+            for table in RESULT_TABLES:
+                part = partition(table, model_run_id)
+                conn.execute(f"ALTER TABLE {table} DETACH PARTITION {part}")
+                conn.execute(f"DROP TABLE {part}")
+                conn.execute(f"CREATE TABLE {part} (LIKE {table} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)")
+                conn.execute(
+                    f"ALTER TABLE {part} ADD CONSTRAINT ck_{part}_run CHECK (model_run_id = {int(model_run_id)})"
+                )
+                pk = conn.execute(
+                    "SELECT pg_get_constraintdef(oid) FROM pg_constraint"
+                    " WHERE conrelid = CAST(%s AS regclass) AND contype = 'p'",
+                    (table,),
+                ).fetchone()
+                if pk is not None:
+                    conn.execute(f"ALTER TABLE {part} ADD CONSTRAINT {part}_pkey {pk[0]}")
+                for name, ddl, for_writes in _parent_indexes(conn, table):
+                    if for_writes:
+                        conn.execute(_clone_index(ddl, name, table, model_run_id))
+    except psycopg.errors.LockNotAvailable:
+        conn.execute("SET LOCAL lock_timeout = 0")
+        return False
+    conn.execute("SET LOCAL lock_timeout = 0")
+    return True
+
+
+def finish_bulk_load(conninfo: str, model_run_id: int, parallel: int = 2) -> bool:
+    """Build the loading tables' remaining indexes, analyze and attach them; True if it attached.
+
+    Index builds run ``parallel`` at a time on their own connections (each CREATE INDEX only blocks
+    writes to its table); the attach is one short transaction.
+    """
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        if state(conn, model_run_id) != "loading":
+            return False
+        jobs: list[str] = []
+        for table in RESULT_TABLES:
+            jobs += [
+                _clone_index(ddl, name, table, model_run_id)
+                for name, ddl, for_writes in _parent_indexes(conn, table)
+                if not for_writes
+            ]
+            jobs.append(f"ANALYZE {partition(table, model_run_id)}")
+
+    def run(sql: str) -> None:
+        with psycopg.connect(conninfo, autocommit=True) as c:
+            c.execute("SET statement_timeout = 0")
+            c.execute(sql)
+
+    with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+        list(pool.map(run, jobs))
+    with psycopg.connect(conninfo) as conn, conn.transaction():
+        conn.execute("SET LOCAL statement_timeout = 0")
+        _lock(conn, model_run_id)
+        if state(conn, model_run_id) != "loading":
+            return False
+        for table in RESULT_TABLES:
+            part = partition(table, model_run_id)
+            if conn.execute(
+                "SELECT EXISTS (SELECT 1 FROM pg_inherits WHERE inhrelid = CAST(%s AS regclass))", (part,)
+            ).fetchone()[0]:  # type: ignore[index]
+                continue
+            conn.execute(f"ALTER TABLE {table} ATTACH PARTITION {part} FOR VALUES IN ({int(model_run_id)})")
+    return True

@@ -1,0 +1,167 @@
+"""Bulk first computation of a run (shared/db/partitions.py) on a real Postgres.
+
+A large run's results are written into detached loading tables and attached, with every index of the
+parents, when the run is aggregated. Checked: the run is invisible through the parents while loading;
+after attaching, every parent index has its partition and the stored numbers equal those of the
+ordinary (attached, indexed) path on the same run; a row task that arrives after the attach still lands;
+a run that already has results is never switched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from services.metrics import domain, repository, service
+from shared.db import partitions
+from tests.fixtures.metrics import SeededRun, libpq, reset_run_results, seed_run
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def factory(db_url: str) -> Iterator[sessionmaker[Session]]:
+    eng = create_engine(db_url)
+    yield sessionmaker(eng, expire_on_commit=False)
+    eng.dispose()
+
+
+@pytest.fixture(scope="module")
+def run(db_url: str) -> SeededRun:
+    return seed_run(db_url, 240, seed=11, crowd_frac=0.03, empty_rows=4)
+
+
+def _snapshot(factory: sessionmaker[Session], run_id: int) -> dict[str, list[Any]]:
+    with factory() as s:
+        return {
+            "rows": [tuple(r) for r in s.execute(
+                text("SELECT * FROM row_metrics WHERE model_run_id = :r ORDER BY data_row_id"), {"r": run_id}
+            )],
+            "row_classes": [tuple(r) for r in s.execute(
+                text("SELECT * FROM row_class_metrics WHERE model_run_id = :r ORDER BY data_row_id, class_id"),
+                {"r": run_id},
+            )],
+            "objects": [tuple(r) for r in s.execute(
+                text("SELECT * FROM object_matches WHERE model_run_id = :r ORDER BY kind, object_id"),
+                {"r": run_id},
+            )],
+            "classes": [tuple(r) for r in s.execute(
+                text(
+                    "SELECT * FROM class_metrics WHERE model_run_id = :r ORDER BY split, class_id"
+                ),
+                {"r": run_id},
+            )],
+        }  # fmt: skip
+
+
+def _state(db_url: str, run_id: int) -> str:
+    with psycopg.connect(libpq(db_url)) as conn:
+        return partitions.state(conn, run_id)
+
+
+def _compute(factory: sessionmaker[Session], run: SeededRun, rows: list[int], chunk: int = 60) -> None:
+    for part in domain.chunks(rows, chunk):
+        with factory.begin() as s:
+            service.compute_rows(s, run.model_run_id, part)
+
+
+def _aggregate(db_url: str, factory: sessionmaker[Session], run_id: int) -> bool:
+    attached = service.finish_bulk_load(libpq(db_url), run_id, parallel=2)
+    with factory.begin() as s:
+        service.aggregate_run(s, run_id)
+    return attached
+
+
+def test_bulk_load_equals_the_indexed_path(
+    db_url: str, factory: sessionmaker[Session], run: SeededRun
+) -> None:
+    rid = run.model_run_id
+    # The ordinary path: below the threshold nothing is switched.
+    with factory.begin() as s:
+        assert service.prepare_bulk_load(s, rid, min_rows=len(run.row_ids) + 1) is False
+    _compute(factory, run, run.row_ids)
+    assert _aggregate(db_url, factory, rid) is False
+    expected = _snapshot(factory, rid)
+    assert len(expected["rows"]) == len(run.row_ids) and expected["objects"]
+
+    # Results present: never switched, whatever the threshold.
+    with factory.begin() as s:
+        assert service.prepare_bulk_load(s, rid, min_rows=1) is False
+
+    reset_run_results(db_url, rid)
+    with factory.begin() as s:
+        assert service.prepare_bulk_load(s, rid, min_rows=1) is True
+    assert _state(db_url, rid) == "loading"
+    with factory.begin() as s:  # a second worker's call: already loading, nothing to do
+        assert service.prepare_bulk_load(s, rid, min_rows=1) is False
+        service.analyze_inputs(s, rid)
+    _compute(factory, run, run.row_ids)
+
+    with factory() as s:
+        status = service.run_status(s, rid)
+        visible = s.execute(
+            text("SELECT count(*) FROM row_metrics WHERE model_run_id = :r"), {"r": rid}
+        ).scalar()
+    assert status is not None and status["loading"] is True
+    assert status["rows_with_metrics"] == len(run.row_ids)
+    assert visible == 0  # the gallery does not see a run while it loads
+
+    assert _aggregate(db_url, factory, rid) is True
+    assert _state(db_url, rid) == "attached"
+    assert _snapshot(factory, rid) == expected
+    with factory() as s:
+        for table in partitions.RESULT_TABLES:
+            missing = s.execute(
+                text(
+                    "SELECT pi.indexrelid::regclass::text FROM pg_index pi"
+                    " WHERE pi.indrelid = CAST(:t AS regclass) AND NOT EXISTS ("
+                    "  SELECT 1 FROM pg_inherits ih JOIN pg_index ci ON ci.indexrelid = ih.inhrelid"
+                    "  WHERE ih.inhparent = pi.indexrelid AND ci.indrelid = CAST(:p AS regclass))"
+                ),
+                {"t": table, "p": partitions.partition(table, rid)},
+            ).all()
+            assert missing == [], table
+        status = service.run_status(s, rid)
+    assert status is not None and status["loading"] is False
+
+
+def test_rows_after_the_attach_still_land(
+    db_url: str, factory: sessionmaker[Session], run: SeededRun
+) -> None:
+    """An aggregation that runs before the last row task (slow worker) attaches early; later rows are
+    written into the attached partition and the next aggregation counts them."""
+    rid = run.model_run_id
+    with factory.begin() as s:
+        service.compute_rows(s, rid, run.row_ids)
+        service.aggregate_run(s, rid)
+    expected = _snapshot(factory, rid)
+
+    reset_run_results(db_url, rid)
+    with factory.begin() as s:
+        assert service.prepare_bulk_load(s, rid, min_rows=1) is True
+    half = len(run.row_ids) // 2
+    _compute(factory, run, run.row_ids[:half])
+    assert _aggregate(db_url, factory, rid) is True
+    _compute(factory, run, run.row_ids[half:])
+    assert _aggregate(db_url, factory, rid) is False
+    assert _snapshot(factory, rid) == expected
+
+
+def test_threshold_change_reads_the_loading_tables(
+    db_url: str, factory: sessionmaker[Session], run: SeededRun
+) -> None:
+    """The SQL threshold path addresses the run's own tables, so it sees rows while they are detached."""
+    rid = run.model_run_id
+    reset_run_results(db_url, rid)
+    with factory.begin() as s:
+        assert service.prepare_bulk_load(s, rid, min_rows=1) is True
+    _compute(factory, run, run.row_ids)
+    with factory() as s:
+        at = repository.row_metrics_at(s, rid, 0, 0.0)
+    assert len([r for r in at if r[1] is None]) == len(run.row_ids) - 4  # rows without any box have none
+    _aggregate(db_url, factory, rid)
