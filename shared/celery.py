@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import kombu.exceptions as kombu_exc
+import psycopg
 import redis.exceptions as redis_exc
 import sqlalchemy.exc as sa_exc
 import urllib3
@@ -34,6 +35,7 @@ RETRYABLE: tuple[type[BaseException], ...] = (
     TimeoutError,
     sa_exc.OperationalError,  # Postgres refused/closed the connection, statement/lock timeout
     sa_exc.InterfaceError,  # the connection was closed under us
+    psycopg.OperationalError,  # the same from raw psycopg (COPY paths): deadlock, lock timeout, lost link
     redis_exc.ConnectionError,
     redis_exc.TimeoutError,
     kombu_exc.OperationalError,  # the broker refused a publish

@@ -84,6 +84,11 @@ def prepare_bulk_load(session: Session, model_run_id: int, min_rows: int) -> boo
     lookup, then one probe of the run's ``row_metrics`` partition.
     """
     conn = _pg(session)
+    if partitions.state(conn, model_run_id) != "attached":  # catalog only: no lock on the tables
+        return False
+    # The run's partition lock before touching its tables: two workers probing a table while one of
+    # them swaps it would deadlock (AccessShare held, AccessExclusive wanted).
+    partitions.lock_run(conn, model_run_id)
     if partitions.state(conn, model_run_id) != "attached":
         return False
     probe = f"SELECT EXISTS (SELECT 1 FROM {partition('row_metrics', model_run_id)})"

@@ -9,7 +9,7 @@ indexes on these tables; maintaining them row by row was ~70% of a metrics row t
 (``settings.metrics.bulk_load_min_rows`` rows or more) is computed for the first time, the metrics service:
 
 1. :func:`begin_bulk_load` — swaps the run's still-empty partitions for *loading tables* of the same
-   name: detached, with only the indexes writing needs (primary key and ``(model_run_id, data_row_id)``);
+   name: detached, with only the indexes writing needs (primary key and the ``data_row_id`` index);
 2. writes into them by name (:func:`partition`), as it always does;
 3. :func:`finish_bulk_load` — builds the remaining indexes (several at once, on separate connections),
    analyzes the tables and attaches them; Postgres then adopts the matching indexes instead of
@@ -56,7 +56,11 @@ def state(conn: psycopg.Connection[Any], model_run_id: int) -> State:
     return "attached" if all(attached for _, attached in rows) else "loading"
 
 
-def _lock(conn: psycopg.Connection[Any], model_run_id: int) -> None:
+def lock_run(conn: psycopg.Connection[Any], model_run_id: int) -> None:
+    """The transaction-level advisory lock around swaps and attaches of the run's partitions.
+
+    Take it before reading or writing the run's tables in a transaction that may swap them.
+    """
     conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (int(model_run_id % 2_147_483_647), _LOCK_KEY))
 
 
@@ -72,7 +76,10 @@ def _parent_indexes(conn: psycopg.Connection[Any], table: str) -> list[tuple[str
         " ORDER BY c.relname",
         (table,),
     ).fetchall()
-    return [(name, ddl, list(cols) == ["model_run_id", "data_row_id"]) for name, ddl, cols in rows]
+    return [
+        (name, ddl, list(cols) in (["data_row_id"], ["model_run_id", "data_row_id"]))
+        for name, ddl, cols in rows
+    ]
 
 
 def _index_name(parent_index: str, model_run_id: int) -> str:
@@ -98,7 +105,7 @@ def begin_bulk_load(conn: psycopg.Connection[Any], model_run_id: int, lock_timeo
     EXCLUSIVE) until commit. Gives up (False, nothing changed) if that lock is not granted within
     ``lock_timeout_ms``, or when a partition already holds rows (the run is not new).
     """
-    _lock(conn, model_run_id)
+    lock_run(conn, model_run_id)
     current = state(conn, model_run_id)
     if current != "attached":
         return current == "loading"
@@ -160,7 +167,7 @@ def finish_bulk_load(conninfo: str, model_run_id: int, parallel: int = 2) -> boo
         list(pool.map(run, jobs))
     with psycopg.connect(conninfo) as conn, conn.transaction():
         conn.execute("SET LOCAL statement_timeout = 0")
-        _lock(conn, model_run_id)
+        lock_run(conn, model_run_id)
         if state(conn, model_run_id) != "loading":
             return False
         for table in RESULT_TABLES:

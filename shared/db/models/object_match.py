@@ -24,7 +24,7 @@ class ObjectMatch(Base):
         CheckConstraint(check_in("kind", ObjectKind), name="kind_values"),
         CheckConstraint(check_in("status", MatchStatus), name="status_values"),
         CheckConstraint(f"error_type IS NULL OR {check_in('error_type', ErrorType)}", name="error_values"),
-        Index("ix_object_matches_run_row", "model_run_id", "data_row_id"),
+        Index("ix_object_matches_run_row", "data_row_id"),  # per-run partitions (metrics03)
         {"postgresql_partition_by": "LIST (model_run_id)"},
     )
 

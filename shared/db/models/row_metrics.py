@@ -41,7 +41,7 @@ class RowMetrics(_RowMetricColumns, Base):
 
     __tablename__ = "row_metrics"
     __table_args__ = (
-        Index("ix_row_metrics_run_split", "model_run_id", "split", "data_row_id"),
+        Index("ix_row_metrics_run_split", "split", "data_row_id"),  # per-run partitions (metrics03)
         {"postgresql_partition_by": "LIST (model_run_id)"},
     )
 
@@ -58,7 +58,7 @@ class RowClassMetrics(_RowMetricColumns, Base):
 
     __tablename__ = "row_class_metrics"
     __table_args__ = (
-        Index("ix_row_class_metrics_run_row", "model_run_id", "data_row_id"),  # migration metrics01
+        Index("ix_row_class_metrics_run_row", "data_row_id"),  # metrics01, metrics03
         {"postgresql_partition_by": "LIST (model_run_id)"},
     )
 
