@@ -22,7 +22,7 @@ class GatewayState:
     celery: Any
 
     def presign(self, key: str | None) -> str | None:
-        """A short-lived GET URL (computed locally, no S3 round trip), or None without a key."""
+        """A short-lived GET URL (computed locally, no S3 round trip; valid >= TTL/2), or None without a key."""
         if not key:
             return None
-        return self.presigner.url(key)
+        return self.presigner.get(key)

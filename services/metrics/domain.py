@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numba
 import numpy as np
 from numpy.typing import NDArray
 
@@ -56,22 +57,63 @@ def _rank_in_group(
     return rank
 
 
+def _split_codes(
+    rows: NDArray[np.int64], split_of: dict[int, str], code: dict[str, int]
+) -> NDArray[np.int64]:
+    """Split code of each row id (-1 for rows outside the run), by binary search instead of a dict per object."""
+    known = np.fromiter(split_of.keys(), dtype=np.int64, count=len(split_of))
+    codes = np.fromiter((code[s] for s in split_of.values()), dtype=np.int64, count=len(split_of))
+    order = np.argsort(known)
+    known, codes = known[order], codes[order]
+    if len(known) == 0:
+        return np.full(len(rows), -1, dtype=np.int64)
+    pos = np.minimum(np.searchsorted(known, rows), len(known) - 1)
+    return np.where(known[pos] == rows, codes[pos], -1)
+
+
 def _none(v: float | None) -> float | None:
     return None if v is None or v != v else float(v)
 
 
-def _status(
-    area_tp: list[NDArray[np.bool_]], area_ign: list[NDArray[np.bool_]], p_area: NDArray[np.float64]
+@numba.njit(cache=True)  # type: ignore[misc]
+def _status_kernel(
+    tp_mask: NDArray[np.int64],
+    ign_mask: NDArray[np.int64],
+    area_masks: NDArray[np.int64],
+    p_area: NDArray[np.float64],
+    lo: NDArray[np.float64],
+    hi: NDArray[np.float64],
+    n_thr: int,
 ) -> NDArray[np.int8]:
-    """``(N, A, T)`` COCO status codes (TP / FP / ignored) per area range from the stored masks."""
-    out = np.empty((len(p_area), len(AREA_NAMES), len(COCO_IOU_THRESHOLDS)), dtype=np.int8)
-    for a, name in enumerate(AREA_NAMES):
-        lo, hi = AREA_RANGES[name]
-        out_rng = ((p_area < lo) | (p_area > hi))[None, :]
-        tp, ign = area_tp[a], area_ign[a]
-        ignored = ign | (~tp & out_rng)
-        out[:, a, :] = np.where(tp, K_TP, np.where(ignored, K_IGNORED, K_FP)).T
+    n, n_area = len(tp_mask), len(lo)
+    out = np.empty((n, n_area, n_thr), dtype=np.int8)
+    for i in range(n):
+        for a in range(n_area):
+            if a == 0:
+                tpm, igm = tp_mask[i], ign_mask[i]
+            else:
+                shift = 20 * (a - 1)
+                tpm = (area_masks[i] >> shift) & 1023
+                igm = (area_masks[i] >> (shift + 10)) & 1023
+            outside = p_area[i] < lo[a] or p_area[i] > hi[a]
+            for t in range(n_thr):
+                if (tpm >> t) & 1:
+                    out[i, a, t] = K_TP
+                elif ((igm >> t) & 1) or outside:
+                    out[i, a, t] = K_IGNORED
+                else:
+                    out[i, a, t] = K_FP
     return out
+
+
+def _status(m: Any) -> NDArray[np.int8]:
+    """``(N, A, T)`` COCO status codes per area range from the stored masks: TP where the bit is set;
+    else ignored where the ignore bit is set or the prediction's area is outside the range; else FP."""
+    lo = np.array([AREA_RANGES[a][0] for a in AREA_NAMES], dtype=np.float64)
+    hi = np.array([AREA_RANGES[a][1] for a in AREA_NAMES], dtype=np.float64)
+    return _status_kernel(  # type: ignore[no-any-return]
+        m.p_tp_mask, m.p_ign_mask, m.p_area_masks, m.p_area, lo, hi, len(COCO_IOU_THRESHOLDS)
+    )
 
 
 def class_metrics(
@@ -83,15 +125,13 @@ def class_metrics(
     """
     split_names = sorted(set(split_of.values()))
     code = {s: i for i, s in enumerate(split_names)}
-    p_split = np.array([code.get(split_of.get(r, ""), -1) for r in m.p_row.tolist()], dtype=np.int64)
-    g_split = np.array([code.get(split_of.get(r, ""), -1) for r in m.g_row.tolist()], dtype=np.int64)
+    p_split = _split_codes(m.p_row, split_of, code)
+    g_split = _split_codes(m.g_row, split_of, code)
     rank_rc = _rank_in_group([m.p_row, m.p_cls], m.p_conf, m.p_id)
     rank_r = _rank_in_group([m.p_row], m.p_conf, m.p_id)
     tp_all = _bits(m.p_tp_mask)
     ign_all = _bits(m.p_ign_mask)
-    area_tp = [tp_all] + [_bits(m.p_area_masks, 20 * a) for a in range(3)]
-    area_ign = [ign_all] + [_bits(m.p_area_masks, 20 * a + 10) for a in range(3)]
-    status = _status(area_tp, area_ign, m.p_area)
+    status = _status(m)
     k_run = grid_index(iou_threshold)
     include = m.p_conf >= conf_threshold
     if k_run is not None:

@@ -466,53 +466,38 @@ def load_matches(session: Session, model_run_id: int) -> StoredMatches:
     with _pg(session).cursor() as cur:
         # Whole-run reads: allowed to take longer than a request's statement timeout.
         cur.execute("SET LOCAL statement_timeout = '600s'")
-        (
-            p_row,
-            p_id,
-            p_cls,
-            p_conf,
-            p_tp,
-            p_ign,
-            p_masks,
-            p_area,
-            p_is_tp,
-            p_ignored,
-            partner,
-            p_tide,
-            p_fix,
-        ) = pgcopy.copy_out_fixed(
+        # Small fields packed into one int8 per object (fewer values to send and parse):
+        # tp_mask bits 0-9, ign_mask 10-19, status TP 20, ignored 21, TIDE code 22-24.
+        p_row, p_id, p_cls, p_conf, p_masks, p_area, partner, p_fix, p_flags = pgcopy.copy_out_fixed(
             cur,
-            "SELECT data_row_id, object_id, class_id, COALESCE(confidence, 'NaN'), tp_mask::int8,"
-            " ign_mask::int8, area_masks, COALESCE(area, 'NaN'), (status = 'TP')::int::int8, ignored::int::int8,"
-            " CASE WHEN status = 'FP' THEN COALESCE(matched_object_id, -1) ELSE -1 END,"
-            " " + _TIDE_CODE_SQL + "::int8, COALESCE(tide_fix_class, -1)"
+            "SELECT data_row_id, object_id, class_id, COALESCE(confidence, 'NaN'), area_masks,"
+            " COALESCE(area, 'NaN'), CASE WHEN status = 'FP' THEN COALESCE(matched_object_id, -1) ELSE -1 END,"
+            " COALESCE(tide_fix_class, -1),"
+            " (tp_mask::int8 | (ign_mask::int8 << 10) | ((status = 'TP')::int::int8 << 20)"
+            "  | (ignored::int::int8 << 21) | ((" + _TIDE_CODE_SQL + ")::int8 << 22))"
             f" FROM {part} WHERE model_run_id = %s::int8 AND kind = 'pred'",
             (model_run_id,),
-            [
-                "int8",
-                "int8",
-                "int8",
-                "float8",
-                "int8",
-                "int8",
-                "int8",
-                "float8",
-                "int8",
-                "int8",
-                "int8",
-                "int8",
-                "int8",
-            ],
+            ["int8", "int8", "int8", "float8", "int8", "float8", "int8", "int8", "int8"],
         )
-        g_row, g_cls, g_area, g_crowd, g_tp, g_partnered, g_miss, g_ids = pgcopy.copy_out_fixed(
+        # iscrowd bit 0, status TP 1, FN paired with a FP 2, TIDE miss 3.
+        g_row, g_cls, g_area, g_ids, g_flags = pgcopy.copy_out_fixed(
             cur,
-            "SELECT data_row_id, class_id, COALESCE(area, 'NaN'), iscrowd::int::int8,"
-            " (status = 'TP')::int::int8, (status = 'FN' AND matched_object_id IS NOT NULL)::int::int8,"
-            " (tide_error IS NOT DISTINCT FROM 'miss')::int::int8, object_id"
+            "SELECT data_row_id, class_id, COALESCE(area, 'NaN'), object_id,"
+            " (iscrowd::int | ((status = 'TP')::int << 1)"
+            "  | ((status = 'FN' AND matched_object_id IS NOT NULL)::int << 2)"
+            "  | ((tide_error IS NOT DISTINCT FROM 'miss')::int << 3))::int8"
             f" FROM {part} WHERE model_run_id = %s::int8 AND kind = 'gt'",
             (model_run_id,),
-            ["int8", "int8", "float8", "int8", "int8", "int8", "int8", "int8"],
+            ["int8", "int8", "float8", "int8", "int8"],
         )
+    p_tp, p_ign = p_flags & 1023, (p_flags >> 10) & 1023
+    p_is_tp, p_ignored, p_tide = (p_flags >> 20) & 1, (p_flags >> 21) & 1, (p_flags >> 22) & 7
+    g_crowd, g_tp, g_partnered, g_miss = (
+        g_flags & 1,
+        (g_flags >> 1) & 1,
+        (g_flags >> 2) & 1,
+        (g_flags >> 3) & 1,
+    )
     # The class of the GT a FP is paired with (confusion matrix), by id.
     g_order = np.argsort(g_ids)
     pos = np.searchsorted(g_ids[g_order], partner)

@@ -5,7 +5,6 @@ Pure numpy (docs/metrics.md, "Confusion matrix" and "Per class").
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -92,4 +91,15 @@ def confusion_counts(gt_cls: NDArray[np.int64], pred_cls: NDArray[np.int64]) -> 
     The caller lists one pair per outcome at the run's thresholds: a TP (c, c); a FP paired with a
     missed GT of another class (g, p); any other FP (None, p); any other missed GT (g, None).
     """
-    return dict(Counter(zip(np.asarray(gt_cls).tolist(), np.asarray(pred_cls).tolist(), strict=True)))
+    g = np.asarray(gt_cls, dtype=np.int64)
+    p = np.asarray(pred_cls, dtype=np.int64)
+    if len(g) == 0:
+        return {}
+    # One int64 key per pair (class ids are far below 2**31), counted by a 1-D unique.
+    lo = int(min(g.min(), p.min()))
+    span = int(max(g.max(), p.max())) - lo + 1
+    keys, counts = np.unique((g - lo) * span + (p - lo), return_counts=True)
+    return {
+        (int(k // span + lo), int(k % span + lo)): int(n)
+        for k, n in zip(keys.tolist(), counts.tolist(), strict=True)
+    }

@@ -4,9 +4,27 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Float, and_, case, cast, false, func, literal, null, select, tuple_
+from sqlalchemy import (
+    BigInteger,
+    Float,
+    Integer,
+    and_,
+    any_,
+    bindparam,
+    case,
+    cast,
+    false,
+    func,
+    literal,
+    null,
+    select,
+    tuple_,
+    union_all,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.gateway.repository.filters import DR, PRED, Compiled
@@ -47,7 +65,7 @@ async def page_rows(
     base = select(*detail).select_from(from_).where(*compiled.where, DR.c.workspace_id == workspace_id)
 
     async def run(q: Any) -> list[dict[str, Any]]:
-        return [dict(r) for r in (await session.execute(q)).mappings()]
+        return [dict(r) for r in (await session.execute(q)).mappings().all()]
 
     if sort_expr is None:
         q = base.add_columns(cast(null(), Float).label("v"), literal(0).label("phase"))
@@ -130,42 +148,52 @@ async def row_objects(
     if not ids:
         return out
     id_list = list(ids)
-    gt_q: Any
+    # Rows unpacked as tuples (in the statements' column order): a page has ~200 objects.
     if scope is None:
-        gt_q = (
+        result = await session.execute(_objects_query(None), {"ids": id_list})
+        for oid, row_id, name, x, y, w, h, crowd in result.tuples().all():
+            out[row_id].append(_obj("gt", oid, name, x, y, w, h, crowd, None, None, None, None, None))
+        return out
+    params = {"ids": id_list, "run_id": scope.run_id, "conf": scope.conf, "bit": scope.bit}
+    result = await session.execute(_objects_query(scope.custom), params)
+    for kind, oid, row_id, name, x, y, w, h, crowd, conf, status, iou, err, matched in result.tuples().all():
+        out[row_id].append(_obj(kind, oid, name, x, y, w, h, crowd, conf, status, iou, err, matched))
+    return out
+
+
+@cache
+def _objects_query(custom: bool | None) -> Any:
+    """The statement of ``row_objects``, built once per kind (GT only; a run at its thresholds; a run at
+    other thresholds) with bound parameters ``ids`` (an array: one SQL text for any page size, so
+    psycopg prepares it), ``run_id``, ``conf`` and ``bit``: a page pays no statement building."""
+    ids = bindparam("ids", type_=ARRAY(BigInteger))
+    if custom is None:
+        return (
             select(ANN.c.id, ANN.c.data_row_id, CLS.c.name, ANN.c.x, ANN.c.y, ANN.c.w, ANN.c.h, ANN.c.iscrowd)
             .select_from(ANN.join(CLS, CLS.c.id == ANN.c.class_id))
-            .where(ANN.c.data_row_id.in_(id_list))
+            .where(ANN.c.data_row_id == any_(ids))
+            .order_by(ANN.c.id)
         )
-        for r in (await session.execute(gt_q.order_by(ANN.c.id))).all():
-            out[r.data_row_id].append(_obj("gt", r, None, None, None, None, None))
-        return out
-    # The two SELECTs of the UNION read object_matches without aliases (each has its own scope): building
-    # an alias of a 20-column table costs more Python than the whole query on the server.
+    run_id = bindparam("run_id", type_=BigInteger)
+    conf = bindparam("conf", type_=Float)
+    bit = bindparam("bit", type_=Integer)
+    # The two SELECTs of the UNION read object_matches without aliases (each has its own scope).
     om: Any = OM
-    mp: Any = OM.alias("om_mp") if scope.custom else None
-    bit = scope.bit
+    mp: Any = OM.alias("om_mp") if custom else None
     gt_status: Any = om.c.status
-    if scope.custom:
+    if custom:
         gt_status = case(
             (om.c.status.is_(None), None),
-            (
-                and_(om.c.tp_mask.op("&")(bit) != 0, func.coalesce(mp.c.confidence, 1.0) >= scope.conf),
-                "TP",
-            ),
+            (and_(om.c.tp_mask.op("&")(bit) != 0, func.coalesce(mp.c.confidence, 1.0) >= conf), "TP"),
             else_="FN",
         )
     gt_from: Any = ANN.join(CLS, CLS.c.id == ANN.c.class_id).outerjoin(
-        om, and_(om.c.model_run_id == scope.run_id, om.c.kind == "gt", om.c.object_id == ANN.c.id)
+        om, and_(om.c.model_run_id == run_id, om.c.kind == "gt", om.c.object_id == ANN.c.id)
     )
-    if scope.custom:
+    if custom:
         gt_from = gt_from.outerjoin(
             mp,
-            and_(
-                mp.c.model_run_id == scope.run_id,
-                mp.c.kind == "pred",
-                mp.c.object_id == om.c.matched_object_id,
-            ),
+            and_(mp.c.model_run_id == run_id, mp.c.kind == "pred", mp.c.object_id == om.c.matched_object_id),
         )
     gt_q = (
         select(
@@ -185,11 +213,11 @@ async def row_objects(
             om.c.matched_object_id,
         )
         .select_from(gt_from)
-        .where(ANN.c.data_row_id.in_(id_list))
+        .where(ANN.c.data_row_id == any_(ids))
     )
     pom: Any = OM
     pred_status: Any = pom.c.status
-    if scope.custom:
+    if custom:
         pred_status = case(
             (pom.c.status.is_(None), None), (pom.c.tp_mask.op("&")(bit) != 0, "TP"), else_="FP"
         )
@@ -212,28 +240,24 @@ async def row_objects(
         )
         .select_from(
             PRED.join(CLS, CLS.c.id == PRED.c.class_id).outerjoin(
-                pom,
-                and_(pom.c.model_run_id == scope.run_id, pom.c.kind == "pred", pom.c.object_id == PRED.c.id),
+                pom, and_(pom.c.model_run_id == run_id, pom.c.kind == "pred", pom.c.object_id == PRED.c.id)
             )
         )
-        .where(
-            PRED.c.model_run_id == scope.run_id,
-            PRED.c.data_row_id.in_(id_list),
-            PRED.c.confidence >= scope.conf,
-        )
+        .where(PRED.c.model_run_id == run_id, PRED.c.data_row_id == any_(ids), PRED.c.confidence >= conf)
     )
     both = gt_q.union_all(pred_q).subquery("objs")
-    q = select(both).order_by(both.c.kind, func.coalesce(both.c.confidence, 0).desc(), both.c.id)
-    for r in (await session.execute(q)).all():
-        out[r.data_row_id].append(
-            _obj(r.kind, r, r.confidence, r.status, r.iou, r.error_type, r.matched_object_id)
-        )
-    return out
+    return select(both).order_by(both.c.kind, func.coalesce(both.c.confidence, 0).desc(), both.c.id)
 
 
 def _obj(
     kind: str,
-    r: Any,
+    oid: int,
+    class_name: str,
+    x: float,
+    y: float,
+    w: float,
+    h: float,
+    iscrowd: bool | None,
     conf: float | None,
     status: str | None,
     iou: float | None,
@@ -242,15 +266,15 @@ def _obj(
 ) -> dict[str, Any]:
     return {
         "kind": kind,
-        "id": r.id,
-        "class_name": r.name,
-        "box": [r.x, r.y, r.w, r.h],
+        "id": oid,
+        "class_name": class_name,
+        "box": [x, y, w, h],
         "confidence": conf,
         "status": status,
         "iou": iou,
         "error_type": error_type,
         "matched_object_id": matched,
-        "iscrowd": bool(getattr(r, "iscrowd", False) or False),
+        "iscrowd": bool(iscrowd),
     }
 
 
@@ -283,4 +307,39 @@ async def histogram_counts(
             nulls += cnt
         elif 1 <= b_i <= n:
             counts[b_i - 1] += cnt
+    return counts, nulls
+
+
+async def histogram_counts_by_range(
+    session: AsyncSession, compiled: Compiled, expr: Any, edges: list[float]
+) -> tuple[list[int], int]:
+    """The same counts as ``histogram_counts``, as one ``count(*)`` per bucket over the bucket's own filter
+    (``expr >= lo AND expr < hi``, the last ``<= hi``; then ``expr IS NULL``), in one UNION ALL.
+
+    With an index on (run[, class], ``expr``) and no other condition, each part is an index-only range
+    scan: the histogram reads each index entry once, with no heap and no per-row expression (about twice
+    as fast as the width_bucket scan over a whole run). Integral edges of an integer column are compared
+    as integers (the same rows as the float comparison of the bucket filters, and the index applies).
+    """
+    whole = isinstance(expr.type, Integer)
+    vals: list[Any] = [int(e) if whole and float(e).is_integer() else e for e in edges]
+    n = len(vals) - 1
+    parts = [
+        select(literal(i).label("b"), func.count().label("n"))
+        .select_from(compiled.from_)
+        .where(*compiled.where, expr >= vals[i], expr <= vals[i + 1] if i == n - 1 else expr < vals[i + 1])
+        for i in range(n)
+    ]
+    parts.append(
+        select(literal(-1).label("b"), func.count().label("n"))
+        .select_from(compiled.from_)
+        .where(*compiled.where, expr.is_(None))
+    )
+    counts = [0] * n
+    nulls = 0
+    for b_i, cnt in (await session.execute(union_all(*parts))).tuples():
+        if b_i < 0:
+            nulls = cnt
+        else:
+            counts[b_i] = cnt
     return counts, nulls

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -140,8 +141,12 @@ def sort_expression(scope: RunScope, compiled: Compiled, sort: Sort) -> Any | No
     return compiled.src.c[column]
 
 
+_METRIC_VALUES = itemgetter(*METRIC_COLS)
+
+
 def _metrics(d: dict[str, Any]) -> dict[str, Any]:
-    return {m: d.get(m) for m in METRIC_COLS}
+    """The page row's metric columns (every row source has all of METRIC_COLS)."""
+    return dict(zip(METRIC_COLS, _METRIC_VALUES(d), strict=True))
 
 
 async def gallery_page(

@@ -72,7 +72,11 @@ async def histogram(
     if column not in domain.RATE_COLUMNS:
         vmin, vmax = await repo.value_range(session, compiled, expr)
     edges = domain.histogram_edges(column, bins, vmin, vmax)
-    counts, nulls = await repo.histogram_counts(session, compiled, expr, edges)
+    if column in domain.INDEXED_METRICS and not split and not scope.custom:
+        # (run[, class], metric) index and nothing else to filter: index-only range counts per bucket.
+        counts, nulls = await repo.histogram_counts_by_range(session, compiled, expr, edges)
+    else:
+        counts, nulls = await repo.histogram_counts(session, compiled, expr, edges)
     buckets = []
     n = len(edges) - 1
     for i in range(n):

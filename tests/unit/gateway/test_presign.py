@@ -30,3 +30,35 @@ def test_signing_key_follows_the_day() -> None:
     b = p.url("x", 60, now=datetime(2026, 11, 26, 0, 0, 1, tzinfo=UTC))
     assert "20261125" in a and "20261126" in b
     assert a.split("Signature=")[1] != b.split("Signature=")[1]
+
+
+def test_get_signs_at_the_window_start_and_stays_valid_half_the_ttl() -> None:
+    p = Presigner(S3Settings(presign_ttl_s=900))
+    now = datetime(2026, 11, 25, 19, 37, 41, tzinfo=UTC).timestamp()
+    url = p.get("thumbs/7.jpg", now=now)
+    start = datetime(2026, 11, 25, 19, 37, 30, tzinfo=UTC)  # windows of 450 s from the epoch
+    assert url == p.url("thumbs/7.jpg", now=start)
+    signed = start.timestamp()
+    assert signed <= now and signed + 900 >= now + 450
+
+
+def test_get_memoizes_within_a_window_and_re_signs_after() -> None:
+    p = Presigner(S3Settings(presign_ttl_s=900))
+    t = datetime(2026, 11, 25, 19, 30, 0, tzinfo=UTC).timestamp()
+    first = p.get("a.jpg", now=t + 1)
+    assert p.get("a.jpg", now=t + 449) is first
+    later = p.get("a.jpg", now=t + 450)
+    assert later != first and "X-Amz-Date=20261125T193730Z" in later
+
+
+def test_get_cache_is_bounded() -> None:
+    p = Presigner(S3Settings(), cache_size=10)
+    for i in range(25):
+        p.get(f"k{i}", now=1_000.0)
+    assert len(p._cache) <= 10
+
+
+def test_get_with_a_one_second_ttl_signs_now() -> None:
+    p = Presigner(S3Settings(presign_ttl_s=1))
+    t = datetime(2026, 11, 25, 19, 30, 7, tzinfo=UTC)
+    assert p.get("a.jpg", now=t.timestamp()) == p.url("a.jpg", now=t)
