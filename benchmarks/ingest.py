@@ -116,6 +116,12 @@ def backend_pids(engine: Engine) -> list[int]:
         ]
 
 
+def wal_lsn(engine: Engine) -> int:
+    """Bytes of WAL the Postgres server has written so far, all databases (write work, not CPU share)."""
+    with engine.connect() as conn:
+        return int(conn.execute(text("SELECT pg_current_wal_insert_lsn() - '0/0'::pg_lsn")).scalar_one())
+
+
 def wait_ready(url: str, timeout_s: float = 60) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -279,6 +285,7 @@ def main() -> None:
                 for i in range(n)
             ]
             payload = orjson.dumps(doc)
+            wal0 = wal_lsn(engine)
             before = [server.pid, *backend_pids(engine)]
             cpu0 = cpu_seconds(before)
             svc0 = cpu_seconds([server.pid])
@@ -292,6 +299,7 @@ def main() -> None:
             # Backends opened during the import count in full (they started at 0).
             cpu = cpu_seconds(sorted({*before, *backend_pids(engine)})) - cpu0
             svc_cpu = cpu_seconds([server.pid]) - svc0
+            wal_mb = (wal_lsn(engine) - wal0) / 1e6
             if r.status_code != 201:
                 raise RuntimeError(f"prediction import failed: {r.status_code} {r.text[:500]}")
             assert r.json()["result"]["boxes"] == n, r.text
@@ -332,6 +340,9 @@ def main() -> None:
         f" for the import: {cpu:.2f} s ->"
         f" {n / cpu:,.0f} boxes per CPU-second (what one idle core sustains; the wall figure above"
         " includes waiting for CPUs taken by other work)"
+    )
+    print(
+        f"  WAL written by the server during the import: {wal_mb:.0f} MB (other databases' writes included)"
     )
 
 

@@ -33,6 +33,9 @@ def _pg(session: Session) -> psycopg.Connection[Any]:
     return session.connection().connection.driver_connection  # type: ignore[return-value]
 
 
+driver_connection = _pg
+
+
 @dataclass(frozen=True)
 class RunThresholds:
     model_run_id: int

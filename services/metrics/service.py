@@ -35,8 +35,19 @@ def analyze_inputs(session: Session, model_run_id: int) -> None:
 
 
 def finish_bulk_load(conninfo: str, model_run_id: int, parallel: int) -> bool:
-    """Before aggregating: index, analyze and attach a bulk-loaded run's tables (no-op otherwise)."""
+    """Index, analyze and attach a bulk-loaded run's tables (no-op otherwise)."""
     return partitions.finish_bulk_load(conninfo, model_run_id, parallel)
+
+
+def start_index_build(conninfo: str, model_run_id: int, parallel: int) -> partitions.IndexBuild | None:
+    """A bulk-loaded run's index builds, started in the background (None when not loading)."""
+    return partitions.start_index_build(conninfo, model_run_id, parallel)
+
+
+def attach_bulk_load(session: Session, build: partitions.IndexBuild, model_run_id: int) -> bool:
+    """Wait for the index builds, then attach the run's tables in this session's transaction."""
+    build.wait()
+    return partitions.attach(repository.driver_connection(session), model_run_id)
 
 
 def compute_rows(session: Session, model_run_id: int, data_row_ids: list[int]) -> ComputeRowsResult:

@@ -125,30 +125,40 @@ def aggregate_run(**kwargs: Any) -> dict[str, Any]:
         # Lease: the sweeper leaves this run alone while the aggregation works (re-sent if it dies).
         lease = time.time() + settings.celery.task_time_limit_s
         _redis().zadd(_pending_key(), {str(payload.model_run_id): lease}, xx=True)
-    attached = service.finish_bulk_load(
+    # A bulk-loaded run: its gallery indexes are built while the aggregation reads the matches, and
+    # the tables are attached in the aggregation's transaction (rows and per-class metrics appear
+    # together).
+    build = service.start_index_build(
         settings.database.libpq_url, payload.model_run_id, settings.metrics.bulk_index_parallel
     )
-    with session_scope(_sessions()) as session:
-        result = service.aggregate_run(
-            session,
-            payload.model_run_id,
-            thresholds_changed=payload.thresholds_changed,
-            chunk_rows=get_settings().metrics.refresh_chunk_rows,
-        )
+    attached = False
+    try:
+        with session_scope(_sessions()) as session:
+            result = service.aggregate_run(
+                session,
+                payload.model_run_id,
+                thresholds_changed=payload.thresholds_changed,
+                chunk_rows=get_settings().metrics.refresh_chunk_rows,
+            )
+            if build is not None:
+                attached = service.attach_bulk_load(session, build, payload.model_run_id)
 
-        def refresh() -> None:
-            for chunk in result.rows_to_recompute:
-                send(
-                    app,
-                    TaskName.metrics_compute_rows,
-                    ComputeRowsPayload(model_run_id=payload.model_run_id, data_row_ids=chunk),
-                )
+            def refresh() -> None:
+                for chunk in result.rows_to_recompute:
+                    send(
+                        app,
+                        TaskName.metrics_compute_rows,
+                        ComputeRowsPayload(model_run_id=payload.model_run_id, data_row_ids=chunk),
+                    )
 
-        if result.rows_to_recompute:
-            on_commit(session, refresh)
-        if payload.debounce_token is not None:
-            token, run = payload.debounce_token, payload.model_run_id
-            on_commit(session, lambda: _clear_pending(run, token))
+            if result.rows_to_recompute:
+                on_commit(session, refresh)
+            if payload.debounce_token is not None:
+                token, run = payload.debounce_token, payload.model_run_id
+                on_commit(session, lambda: _clear_pending(run, token))
+    finally:
+        if build is not None:
+            build.close()
     log.info(
         "metrics run aggregated",
         model_run_id=payload.model_run_id,

@@ -11,9 +11,11 @@ indexes on these tables; maintaining them row by row was ~70% of a metrics row t
 1. :func:`begin_bulk_load` — swaps the run's still-empty partitions for *loading tables* of the same
    name: detached, with only the indexes writing needs (primary key and the ``data_row_id`` index);
 2. writes into them by name (:func:`partition`), as it always does;
-3. :func:`finish_bulk_load` — builds the remaining indexes (several at once, on separate connections),
-   analyzes the tables and attaches them; Postgres then adopts the matching indexes instead of
-   rebuilding them, and the CHECK constraint spares the validation scan.
+3. when the run is aggregated: :func:`start_index_build` builds the remaining indexes (several at once,
+   on separate connections) and analyzes the tables while the aggregation reads the matches, then
+   :func:`attach` attaches them in the aggregation's transaction (rows and per-class metrics become
+   visible together); Postgres adopts the matching indexes instead of rebuilding them, and the CHECK
+   constraint spares the validation scan. :func:`finish_bulk_load` does both in one call.
 
 While a run is loading, its rows are not visible through the parent tables (the gallery shows it as
 computing: the run status has ``loading: true``). Writes keep working in both states.
@@ -140,15 +142,40 @@ def begin_bulk_load(conn: psycopg.Connection[Any], model_run_id: int, lock_timeo
     return True
 
 
-def finish_bulk_load(conninfo: str, model_run_id: int, parallel: int = 2) -> bool:
-    """Build the loading tables' remaining indexes, analyze and attach them; True if it attached.
+class IndexBuild:
+    """The loading tables' remaining indexes and statistics, being built in background threads.
 
-    Index builds run ``parallel`` at a time on their own connections (each CREATE INDEX only blocks
-    writes to its table); the attach is one short transaction.
+    Each job runs on its own autocommit connection (a CREATE INDEX only blocks writes to its table;
+    readers, such as the run's aggregation, go on). ``wait()`` re-raises the first failure.
     """
+
+    def __init__(self, conninfo: str, jobs: list[str], parallel: int) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=max(1, parallel), thread_name_prefix="bulk-index")
+        self._futures = [self._pool.submit(self._run, conninfo, sql) for sql in jobs]
+
+    @staticmethod
+    def _run(conninfo: str, sql: str) -> None:
+        with psycopg.connect(conninfo, autocommit=True) as c:
+            c.execute("SET statement_timeout = 0")
+            c.execute(sql)  # type: ignore[arg-type]
+
+    def wait(self) -> None:
+        try:
+            for f in self._futures:
+                f.result()
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Stop starting jobs; wait for those running (idempotent, never raises)."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def start_index_build(conninfo: str, model_run_id: int, parallel: int = 2) -> IndexBuild | None:
+    """Start building a loading run's remaining indexes (and ANALYZE); None when it is not loading."""
     with psycopg.connect(conninfo, autocommit=True) as conn:
         if state(conn, model_run_id) != "loading":
-            return False
+            return None
         jobs: list[str] = []
         for table in RESULT_TABLES:
             jobs += [
@@ -157,24 +184,35 @@ def finish_bulk_load(conninfo: str, model_run_id: int, parallel: int = 2) -> boo
                 if not for_writes
             ]
             jobs.append(f"ANALYZE {partition(table, model_run_id)}")
+    return IndexBuild(conninfo, jobs, parallel)
 
-    def run(sql: str) -> None:
-        with psycopg.connect(conninfo, autocommit=True) as c:
-            c.execute("SET statement_timeout = 0")
-            c.execute(sql)
 
-    with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
-        list(pool.map(run, jobs))
-    with psycopg.connect(conninfo) as conn, conn.transaction():
-        conn.execute("SET LOCAL statement_timeout = 0")
-        lock_run(conn, model_run_id)
-        if state(conn, model_run_id) != "loading":
-            return False
-        for table in RESULT_TABLES:
-            part = partition(table, model_run_id)
-            if conn.execute(
-                "SELECT EXISTS (SELECT 1 FROM pg_inherits WHERE inhrelid = CAST(%s AS regclass))", (part,)
-            ).fetchone()[0]:  # type: ignore[index]
-                continue
-            conn.execute(f"ALTER TABLE {table} ATTACH PARTITION {part} FOR VALUES IN ({int(model_run_id)})")
+def attach(conn: psycopg.Connection[Any], model_run_id: int) -> bool:
+    """ATTACH the run's loading tables (in the caller's transaction); True if anything was attached.
+
+    Postgres adopts the matching indexes already built; missing ones would be built here, under the
+    ACCESS EXCLUSIVE lock, so build them first (:func:`start_index_build`).
+    """
+    conn.execute("SET LOCAL statement_timeout = 0")
+    lock_run(conn, model_run_id)
+    if state(conn, model_run_id) != "loading":
+        return False
+    for table in RESULT_TABLES:
+        part = partition(table, model_run_id)
+        attached = conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM pg_inherits WHERE inhrelid = CAST(%s AS regclass))", (part,)
+        ).fetchone()
+        if attached is not None and attached[0]:
+            continue
+        conn.execute(f"ALTER TABLE {table} ATTACH PARTITION {part} FOR VALUES IN ({int(model_run_id)})")  # type: ignore[arg-type]
     return True
+
+
+def finish_bulk_load(conninfo: str, model_run_id: int, parallel: int = 2) -> bool:
+    """Build the loading tables' remaining indexes, analyze and attach them; True if it attached."""
+    build = start_index_build(conninfo, model_run_id, parallel)
+    if build is None:
+        return False
+    build.wait()
+    with psycopg.connect(conninfo) as conn, conn.transaction():
+        return attach(conn, model_run_id)

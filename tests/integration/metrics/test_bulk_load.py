@@ -165,3 +165,35 @@ def test_threshold_change_reads_the_loading_tables(
         at = repository.row_metrics_at(s, rid, 0, 0.0)
     assert len([r for r in at if r[1] is None]) == len(run.row_ids) - 4  # rows without any box have none
     _aggregate(db_url, factory, rid)
+
+
+def test_indexes_build_while_the_aggregation_runs(
+    db_url: str, factory: sessionmaker[Session], run: SeededRun
+) -> None:
+    """The task's path: index builds start, the aggregation reads the loading tables meanwhile, and the
+    attach happens in the aggregation's transaction (nothing visible before its commit)."""
+    rid = run.model_run_id
+    reset_run_results(db_url, rid)
+    with factory.begin() as s:
+        assert service.prepare_bulk_load(s, rid, min_rows=1) is True
+    _compute(factory, run, run.row_ids)
+    build = service.start_index_build(libpq(db_url), rid, parallel=2)
+    assert build is not None
+    with factory.begin() as s:
+        service.aggregate_run(s, rid)
+        assert service.attach_bulk_load(s, build, rid) is True
+        with factory() as other:  # another session: the attach is not committed yet
+            assert (
+                other.execute(
+                    text("SELECT count(*) FROM row_metrics WHERE model_run_id = :r"), {"r": rid}
+                ).scalar()
+                == 0
+            )
+    assert _state(db_url, rid) == "attached"
+    with factory() as s:
+        n = s.execute(text("SELECT count(*) FROM row_metrics WHERE model_run_id = :r"), {"r": rid}).scalar()
+        classes = s.execute(
+            text("SELECT count(*) FROM class_metrics WHERE model_run_id = :r"), {"r": rid}
+        ).scalar()
+    assert n == len(run.row_ids) and classes
+    assert service.start_index_build(libpq(db_url), rid, parallel=2) is None
