@@ -2,17 +2,20 @@
 
 Generates a COCO-like dataset (default 500 images; the issue's size is ``--images 5000``, ~100
 detections per image), writes GT/detection JSON to a temp dir, then times each evaluator as a whole
-command in a subprocess (interpreter start-up and JSON loading included) on the same files, prints
-seconds and ratios against ours, and checks that every evaluator reports the same 12 numbers.
+command in a fresh subprocess (interpreter start-up and JSON loading included; bytecode cached) on the
+same files, round-robin (one run of every tool per round), prints each tool's best wall and CPU seconds
+and ratios against ours, and checks that every evaluator reports the same 12 numbers. Ours runs the
+AOT-compiled kernels (built first when missing, see shared/metrics/coco_native.py); the "numba JIT" row
+is the same engine without them.
 
     .venv/bin/python benchmarks/metrics_engine.py                 # quick
-    .venv/bin/python benchmarks/metrics_engine.py --images 5000   # the issue's size
+    .venv/bin/python benchmarks/metrics_engine.py --images 5000 --repeat 3 --skip pycocotools
+    .venv/bin/python benchmarks/metrics_engine.py --images 5000   # the issue's size, with pycocotools
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import resource
 import subprocess
@@ -53,19 +56,21 @@ with contextlib.redirect_stdout(io.StringIO()):
     ev = COCOeval(gt, dt, "bbox"); ev.evaluate(); ev.accumulate(); ev.summarize()
 json.dump([float(x) for x in list(ev.stats)[:12]], open(sys.argv[3], "w"))
 """
-# The same pipeline as `blindspot eval coco --per-image`, without importing the `blindspot` CLI
-# package (whose other groups import SQLAlchemy/Alembic at start-up): what the engine itself costs.
+# The same pipeline as `blindspot eval coco --per-image` without the CLI: what the engine itself
+# costs; with argv[4] == "jit" it ignores the AOT build (shared/metrics/coco_native.py): numba's JIT.
 _ENGINE = """
 import gc, sys, orjson
 gc.disable()
+if sys.argv[4] == "jit":
+    from shared.metrics import coco_native
+    coco_native._load_aot = lambda: None
 from shared.metrics.coco import evaluate_coco, parse_results
-from shared.metrics.coco_report import coco_report
+from shared.metrics.coco_report import coco_report_json
 gt = orjson.loads(open(sys.argv[1], "rb").read())
 raw = open(sys.argv[2], "rb").read()
 dets = parse_results(raw)
 dets = orjson.loads(raw) if dets is None else dets
-rep = coco_report(evaluate_coco(gt, dets), per_image=True)
-open(sys.argv[3], "wb").write(orjson.dumps(rep))
+open(sys.argv[3], "wb").write(coco_report_json(evaluate_coco(gt, dets), per_image=True))
 """
 KEYS = ["mAP", "AP50", "AP75", "AP_small", "AP_medium", "AP_large"]
 KEYS += ["AR1", "AR10", "AR100", "AR_small", "AR_medium", "AR_large"]
@@ -156,10 +161,19 @@ def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
     return elapsed, cpu
 
 
-def best(cmd: list[str], env: dict[str, str], repeat: int) -> tuple[float, float]:
-    timed(cmd, env)  # warm-up: bytecode and numba caches, file cache
-    runs = [timed(cmd, env) for _ in range(repeat)]
-    return min(r[0] for r in runs), min(r[1] for r in runs)
+def ensure_aot() -> str:
+    """Build the AOT kernels when missing (``make coco-aot``; not timed, like the references' own
+    compiled extensions); says which kernels ``blindspot eval coco`` runs."""
+    from shared.metrics.coco_native import _load_aot, build_aot
+
+    if _load_aot() is None:
+        t0 = time.perf_counter()
+        try:
+            build_aot()
+        except Exception as exc:  # no compiler / setuptools: the CLI falls back to the JIT
+            return f"numba JIT (AOT build failed: {exc})"
+        return f"AOT-compiled (built now, {time.perf_counter() - t0:.0f}s)"
+    return "AOT-compiled"
 
 
 def main() -> None:
@@ -169,7 +183,9 @@ def main() -> None:
     ap.add_argument("--classes", type=int, default=80)
     ap.add_argument("--gt-per-image", type=float, default=7.3)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--repeat", type=int, default=1, help="runs per tool; the best is reported")
+    ap.add_argument(
+        "--repeat", type=int, default=1, help="rounds after the warm-up; each tool's best is reported"
+    )
     ap.add_argument("--skip", nargs="*", default=[], choices=["pycocotools", "faster-coco-eval", "hotcoco"])
     args = ap.parse_args()
 
@@ -185,32 +201,50 @@ def main() -> None:
         )
         del gt, dets
         env = _env(str(Path(tmp, "pycache")))
-        ours_out = Path(tmp, "ours.json")
+        print(f"kernels: {ensure_aot()}")
+        ours_out, plain_out, engine_out = (
+            Path(tmp, "ours.json"),
+            Path(tmp, "plain.json"),
+            Path(tmp, "engine.json"),
+        )
         ours_cmd = [str(BIN / "blindspot"), "eval", "coco", "--gt", str(gt_path), "--dets", str(det_path)]
         ours_cmd += ["--out", str(ours_out), "--per-image", "-q"]
-        runs: dict[str, tuple[float, float]] = {"blindspot eval coco": best(ours_cmd, env, args.repeat)}
-        report = orjson.loads(ours_out.read_bytes())
-        stats = {"blindspot eval coco": [report[k] for k in KEYS]}
-        plain_out = Path(tmp, "plain.json")
-        plain_cmd = [*ours_cmd[:-3], str(plain_out), "-q"]
-        runs["  without --per-image"] = best(plain_cmd, env, args.repeat)
-        stats["  without --per-image"] = [orjson.loads(plain_out.read_bytes())[k] for k in KEYS]
-        engine_out = Path(tmp, "engine.json")
-        runs["  engine alone"] = best(
-            [sys.executable, "-c", _ENGINE, str(gt_path), str(det_path), str(engine_out)], env, args.repeat
-        )
-        stats["  engine alone"] = [orjson.loads(engine_out.read_bytes())[k] for k in KEYS]
-        cli_import = best([sys.executable, "-c", "import blindspot.cli"], env, args.repeat)
+        engine = [sys.executable, "-c", _ENGINE, str(gt_path), str(det_path), str(engine_out)]
+        # (label, command, output file, reads stats from a report): each run is read right after it.
+        tools: list[tuple[str, list[str], Path, bool]] = [
+            ("blindspot eval coco", ours_cmd, ours_out, True),
+            ("  without --per-image", [*ours_cmd[:-3], str(plain_out), "-q"], plain_out, True),
+            ("  engine alone", [*engine, "aot"], engine_out, True),
+            ("  engine, numba JIT", [*engine, "jit"], engine_out, True),
+        ]
         for name, script in (("pycocotools", _PYCOCO), ("faster-coco-eval", _FASTER), ("hotcoco", _HOTCOCO)):
-            if name in args.skip:
-                continue
-            out = Path(tmp, f"{name}.json")
-            cmd = [sys.executable, "-c", script, str(gt_path), str(det_path), str(out)]
-            runs[name] = best(cmd, env, args.repeat)
-            stats[name] = json.loads(out.read_text())
+            if name not in args.skip:
+                out = Path(tmp, f"{name}.json")
+                tools.append(
+                    (name, [sys.executable, "-c", script, str(gt_path), str(det_path), str(out)], out, False)
+                )
+        cli_cmd = [sys.executable, "-c", "import blindspot.cli"]
+        stats: dict[str, list[float]] = {}
+        samples: dict[str, list[tuple[float, float]]] = {name: [] for name, *_ in tools}
+        samples["cli"] = []
+        # Round-robin: every tool runs once per round (the first round is the warm-up: bytecode,
+        # numba caches, file cache), so a load change on this shared machine hits all of them alike.
+        for rnd in range(args.repeat + 1):
+            for name, cmd, out, is_report in tools:
+                sample = timed(cmd, env)
+                if rnd:
+                    samples[name].append(sample)
+                rows = orjson.loads(out.read_bytes())
+                stats[name] = [rows[k] for k in KEYS] if is_report else rows
+            if rnd:
+                samples["cli"].append(timed(cli_cmd, env))
+        runs = {name: (min(w for w, _ in xs), min(c for _, c in xs)) for name, xs in samples.items()}
+        cli_import = runs.pop("cli")
 
     ours_wall, ours_cpu = runs["blindspot eval coco"]
-    print(f"\nwhole commands, best of {args.repeat} after a warm-up; CPU = user + sys of the process")
+    print(
+        f"\nwhole commands, best of {args.repeat} round-robin rounds after a warm-up; CPU = user + sys of the process"
+    )
     print(f"{'tool':<22}{'wall s':>8}{'x ours':>8}{'CPU s':>8}{'x ours':>8}   numbers vs blindspot")
     for name, (wall, cpu) in runs.items():
         diff = float(np.max(np.abs(np.array(stats[name]) - np.array(stats["blindspot eval coco"]))))

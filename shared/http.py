@@ -96,7 +96,9 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _storage(_: Request, exc: urllib3.exceptions.HTTPError) -> ORJSONResponse:
         # The S3 client (minio) raises urllib3 errors when the object store does not answer.
         log.warning("object storage unavailable", error=str(exc)[:200])
-        return error_response(503, "dependency_unavailable", "object storage (S3) is unavailable; retry later")
+        return error_response(
+            503, "dependency_unavailable", "object storage (S3) is unavailable; retry later"
+        )
 
 
 def health_router(checks: Mapping[str, ReadinessCheck], timeout_s: float = 3.0) -> APIRouter:
@@ -120,6 +122,8 @@ def health_router(checks: Mapping[str, ReadinessCheck], timeout_s: float = 3.0) 
 
         await asyncio.gather(*(run(n, c) for n, c in checks.items()))
         ok = all(r["ok"] for r in results.values())
-        return ORJSONResponse({"status": "ok" if ok else "unavailable", "checks": results}, 200 if ok else 503)
+        return ORJSONResponse(
+            {"status": "ok" if ok else "unavailable", "checks": results}, 200 if ok else 503
+        )
 
     return router

@@ -1,16 +1,18 @@
 """The ``blindspot`` command. Each sub-command group lives in its own module and is registered here.
 
 Groups are imported lazily: ``blindspot eval coco ...`` imports only ``blindspot.cli.eval`` (start-up time
-matters for a command timed against pycocotools and friends); ``--help`` and ``app`` load them all.
+matters for a command timed against pycocotools and friends; its plain spelling does not even build the
+typer app: ``eval_coco.run_fast``); ``--help`` and ``app`` load them all.
 """
 
 from __future__ import annotations
 
 import importlib
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import typer
+if TYPE_CHECKING:
+    import typer
 
 # (module under blindspot.cli, group name); a module exposes ``app`` (a typer.Typer).
 _GROUPS = [
@@ -27,6 +29,8 @@ _GROUPS = [
 
 def build_app(only: str | None = None) -> typer.Typer:
     """The CLI with every group, or with just ``only``."""
+    import typer  # not at import time: ``eval coco`` runs without it (``eval_coco.run_fast``)
+
     root = typer.Typer(no_args_is_help=True, help="Blindspot: find where your detector fails.")
     for module_name, group in _GROUPS:
         if only is not None and group != only:
@@ -48,6 +52,12 @@ def __getattr__(name: str) -> Any:
 
 
 def main() -> None:
+    if sys.argv[1:3] == ["eval", "coco"]:
+        from blindspot.cli.eval_coco import run_fast
+
+        code = run_fast(sys.argv[3:])
+        if code is not None:
+            sys.exit(code)
     groups = {group for _, group in _GROUPS}
     only = sys.argv[1] if len(sys.argv) > 1 and sys.argv[1] in groups else None
     build_app(only)()

@@ -30,8 +30,6 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from shared.metrics import coco_accumulate as KA
-from shared.metrics import coco_kernels as K
 from shared.metrics.coco_input import CocoFormatError, FlatCoco, flatten_coco
 from shared.metrics.coco_json import ResultColumns, parse_results
 from shared.metrics.coco_params import (
@@ -133,6 +131,8 @@ def match_image_class(
     det_boxes ``(D, 4)``, det_scores ``(D,)``, gt_boxes ``(G, 4)``, gt_crowd ``(G,)`` bool,
     gt_area ``(G,)`` (the annotation area, used for the range test; a detection's area is w * h).
     """
+    from shared.metrics import coco_kernels as K  # numba: imported when used (see coco_native)
+
     db = _f64(det_boxes, (4,), "det_boxes")
     ds = np.asarray(det_scores, dtype=np.float64).reshape(-1)
     gb = _f64(gt_boxes, (4,), "gt_boxes")
@@ -197,6 +197,8 @@ def accumulate_class(
     scores ``(N,)``; tp, fp ``(T, N)`` (an ignored detection has both False but still counts for
     its position); num_gt = non-ignored GT count. Sorted here by descending score (stable).
     """
+    from shared.metrics import coco_accumulate as KA  # numba: imported when used (see coco_native)
+
     s = np.asarray(scores, dtype=np.float64).reshape(-1)
     tp_a = np.asarray(tp, dtype=bool).reshape(-1, len(s)) if len(s) else np.asarray(tp, dtype=bool)
     fp_a = np.asarray(fp, dtype=bool).reshape(tp_a.shape)

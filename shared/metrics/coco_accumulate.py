@@ -159,6 +159,10 @@ def accumulate_all_uniform(
     n_fp = np.empty((n_area, n_thr), dtype=np.int64)
     u_fp = np.empty(n_area, dtype=np.int64)
     c_min = np.empty(n_rec, dtype=np.int64)
+    done_n = np.empty(n_m, dtype=np.int64)
+    top = 0
+    for m in range(n_m):
+        top = max(top, max_dets[m])
     for k in range(n_cat):
         c0 = cat_det_start[k]
         c1 = cat_det_end[k]
@@ -168,18 +172,38 @@ def accumulate_all_uniform(
                 any_gt = True
         if not any_gt:
             continue
+        # One stable score sort of the detections kept at the largest max-dets; each setting keeps
+        # the ones of rank < max_dets[m] in that order (= a stable sort of exactly those).
+        sel = np.empty(c1 - c0, dtype=np.int64)
+        n_all = 0
+        for i in range(c0, c1):
+            if det_rank[i] < top:
+                sel[n_all] = i
+                n_all += 1
+        neg = np.empty(n_all)
+        for i in range(n_all):
+            neg[i] = -det_score[sel[i]]
+        order_all = sel[:n_all][np.argsort(neg, kind="mergesort")]
         for m in range(n_m):
-            sel = np.empty(c1 - c0, dtype=np.int64)
+            order = np.empty(n_all, dtype=np.int64)
             n = 0
-            for i in range(c0, c1):
-                if det_rank[i] < max_dets[m]:
-                    sel[n] = i
+            for i in range(n_all):
+                if det_rank[order_all[i]] < max_dets[m]:
+                    order[n] = order_all[i]
                     n += 1
-            sel = sel[:n]
-            neg = np.empty(n)
-            for i in range(n):
-                neg[i] = -det_score[sel[i]]
-            order = sel[np.argsort(neg, kind="mergesort")]
+            done_n[m] = n
+            same = -1
+            for m2 in range(m):
+                if done_n[m2] == n:  # kept sets are nested: same size = same detections
+                    same = m2
+            if same >= 0:
+                for t in range(n_thr):
+                    for a in range(n_area):
+                        recall[t, k, a, m] = recall[t, k, a, same]
+                        for ri in range(n_rec):
+                            precision[t, ri, k, a, m] = precision[t, ri, k, a, same]
+                            scores[t, ri, k, a, m] = scores[t, ri, k, a, same]
+                continue
             n_tp[:] = 0
             n_fp[:] = 0  # FPs counted per threshold, plus u_fp[a] counted for all thresholds at once
             u_fp[:] = 0

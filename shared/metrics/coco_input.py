@@ -25,7 +25,7 @@ from numpy.typing import NDArray
 
 from shared.errors import InvalidInput
 from shared.metrics.coco_json import ResultColumns
-from shared.metrics.coco_kernels import merge_groups, sort_runs_by_score
+from shared.metrics.coco_native import kernels
 
 __all__ = ["CocoFormatError", "FlatCoco", "flatten_coco"]
 
@@ -184,17 +184,22 @@ def flatten_coco(gt: dict[str, Any], dets: list[dict[str, Any]] | ResultColumns)
             "detections refer to images not in the ground truth", context={"image_ids": bad}
         )
     dc, dc_ok = _index_of(category_ids, d_cat)
-    dkeep = np.flatnonzero(dc_ok)
     dkey_all = dc * n_img + di
-    dorder = dkeep[np.argsort(dkey_all[dkeep], kind="stable")]
-    sort_runs_by_score(dorder, dkey_all, -d_score)
+    kern = kernels()
+    n_keys = len(category_ids) * n_img
+    if n_keys <= 8 * len(dkey_all) + (1 << 20):  # counting sort: one counter per (category, image)
+        dorder = kern.order_detections(dkey_all, dc_ok, -d_score, n_keys)
+    else:
+        dkeep = np.flatnonzero(dc_ok)
+        dorder = dkeep[np.argsort(dkey_all[dkeep], kind="stable")]
+        kern.sort_runs_by_score(dorder, dkey_all, -d_score)
     dkey = dkey_all[dorder]
     gkey_sorted = gc[gorder] * n_img + gi[gorder]
-    keys, det_start, det_end, gt_start, gt_end, det_rank = merge_groups(dkey, gkey_sorted)
+    keys, det_start, det_end, gt_start, gt_end, det_rank = kern.merge_groups(dkey, gkey_sorted)
     cats = np.arange(len(category_ids), dtype=np.int64)
     cat_det_start = np.searchsorted(dkey, cats * n_img, side="left").astype(np.int64)
     cat_det_end = np.searchsorted(dkey, (cats + 1) * n_img, side="left").astype(np.int64)
-    det_box = np.ascontiguousarray(d_box[dorder])
+    det_box = np.ascontiguousarray(np.take(d_box, dorder, axis=0))  # 7x faster than d_box[dorder]
 
     return FlatCoco(
         image_ids=image_ids,
@@ -206,7 +211,7 @@ def flatten_coco(gt: dict[str, Any], dets: list[dict[str, Any]] | ResultColumns)
         det_cat=dc[dorder],
         det_rank=det_rank,
         det_input=dorder.astype(np.int64),
-        gt_box=np.ascontiguousarray(a_box[gorder]),
+        gt_box=np.ascontiguousarray(np.take(a_box, gorder, axis=0)),
         gt_area=a_area[gorder],
         gt_crowd=a_crowd[gorder],
         gt_id=a_id[gorder],

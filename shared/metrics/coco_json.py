@@ -1,5 +1,8 @@
 """Fast path for COCO detection-result JSON: bytes -> columns, without a Python object per detection.
 
+The scanner itself is ``coco_json_kernels.scan`` (numba; compiled ahead of time when built, see
+``coco_native``).
+
 ``parse_results(data: bytes) -> ResultColumns | None`` reads a top-level JSON array of objects with
 ``image_id`` (int), ``category_id`` (int), ``bbox`` (4 numbers) and ``score`` (number); other keys are
 skipped whatever their value. It returns ``None`` for anything else (another shape, a missing key, a
@@ -14,15 +17,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numba
 import numpy as np
 from numpy.typing import NDArray
+
+from shared.metrics.coco_native import kernels
 
 __all__ = ["ResultColumns", "parse_results"]
 
 _POW10 = np.array([10.0**i for i in range(23)])
-# Key codes: 0 image_id, 1 category_id, 2 bbox, 3 score, -1 other.
-_KEYS = (b"image_id", b"category_id", b"bbox", b"score")
 
 
 @dataclass(frozen=True)
@@ -35,262 +37,10 @@ class ResultColumns:
     score: NDArray[np.float64]
 
 
-@numba.njit(cache=True, nogil=True)
-def _ws(buf: np.ndarray, p: int) -> int:
-    n = buf.shape[0]
-    while p < n and (buf[p] == 32 or buf[p] == 10 or buf[p] == 13 or buf[p] == 9):
-        p += 1
-    return p
-
-
-@numba.njit(cache=True, nogil=True)
-def _number(buf: np.ndarray, p: int, pow10: np.ndarray) -> tuple[int, float, bool, bool]:
-    """Parse a JSON number at ``p``: (end, value, exact, is_integer); end = -1 if not a number."""
-    n = buf.shape[0]
-    start = p
-    neg = False
-    if p < n and buf[p] == 45:  # '-'
-        neg = True
-        p += 1
-    mant = np.uint64(0)
-    sig = 0
-    exp10 = 0
-    digits = 0
-    while p < n and 48 <= buf[p] <= 57:
-        if mant != 0 or buf[p] != 48:
-            if sig < 19:
-                mant = mant * np.uint64(10) + np.uint64(buf[p] - 48)
-            else:
-                exp10 += 1
-            sig += 1
-        digits += 1
-        p += 1
-    if digits == 0:
-        return -1, 0.0, False, False
-    is_int = True
-    if p < n and buf[p] == 46:  # '.'
-        is_int = False
-        p += 1
-        fd = 0
-        while p < n and 48 <= buf[p] <= 57:
-            if mant != 0 or buf[p] != 48:
-                if sig < 19:
-                    mant = mant * np.uint64(10) + np.uint64(buf[p] - 48)
-                    exp10 -= 1
-                sig += 1
-            else:
-                exp10 -= 1
-            fd += 1
-            p += 1
-        if fd == 0:
-            return -1, 0.0, False, False
-    if p < n and (buf[p] == 101 or buf[p] == 69):  # e / E
-        is_int = False
-        p += 1
-        eneg = False
-        if p < n and (buf[p] == 43 or buf[p] == 45):
-            eneg = buf[p] == 45
-            p += 1
-        e = 0
-        ed = 0
-        while p < n and 48 <= buf[p] <= 57:
-            if e < 100000:
-                e = e * 10 + (buf[p] - 48)
-            ed += 1
-            p += 1
-        if ed == 0:
-            return -1, 0.0, False, False
-        exp10 += -e if eneg else e
-    if p - start > 0 and mant == 0:
-        return p, -0.0 if neg else 0.0, True, is_int
-    exact = sig <= 19 and mant <= np.uint64(9007199254740992) and -22 <= exp10 <= 22
-    if not exact:
-        return p, 0.0, False, is_int
-    v = float(mant)
-    v = v * pow10[exp10] if exp10 >= 0 else v / pow10[-exp10]
-    return p, -v if neg else v, True, is_int
-
-
-@numba.njit(cache=True, nogil=True)
-def _skip_string(buf: np.ndarray, p: int) -> int:
-    """``p`` at the opening quote; returns the index after the closing quote, -1 if unterminated."""
-    n = buf.shape[0]
-    p += 1
-    while p < n:
-        c = buf[p]
-        if c == 92:  # backslash
-            p += 2
-            continue
-        if c == 34:
-            return p + 1
-        p += 1
-    return -1
-
-
-@numba.njit(cache=True, nogil=True)
-def _skip_value(buf: np.ndarray, p: int) -> int:
-    n = buf.shape[0]
-    if p >= n:
-        return -1
-    c = buf[p]
-    if c == 34:
-        return _skip_string(buf, p)
-    if c == 123 or c == 91:
-        depth = 0
-        while p < n:
-            c = buf[p]
-            if c == 34:
-                p = _skip_string(buf, p)
-                if p < 0:
-                    return -1
-                continue
-            if c == 123 or c == 91:
-                depth += 1
-            elif c == 125 or c == 93:
-                depth -= 1
-                if depth == 0:
-                    return p + 1
-            p += 1
-        return -1
-    while p < n and buf[p] != 44 and buf[p] != 125 and buf[p] != 93 and buf[p] != 32 and buf[p] != 10:
-        p += 1
-    return p
-
-
-@numba.njit(cache=True, nogil=True)
-def _key(buf: np.ndarray, p: int, end: int) -> int:
-    """Which known key the raw string ``buf[p:end]`` (without quotes) is."""
-    ln = end - p
-    if ln == 8 and buf[p] == 105:  # image_id
-        s = "image_id"
-        for i in range(8):
-            if buf[p + i] != ord(s[i]):
-                return -1
-        return 0
-    if ln == 11 and buf[p] == 99:  # category_id
-        s = "category_id"
-        for i in range(11):
-            if buf[p + i] != ord(s[i]):
-                return -1
-        return 1
-    if ln == 4 and buf[p] == 98 and buf[p + 1] == 98 and buf[p + 2] == 111 and buf[p + 3] == 120:
-        return 2
-    if ln == 5 and buf[p] == 115:  # score
-        s = "score"
-        for i in range(5):
-            if buf[p + i] != ord(s[i]):
-                return -1
-        return 3
-    return -1
-
-
-@numba.njit(cache=True, nogil=True)
-def _scan(buf: np.ndarray, cap: int, pow10: np.ndarray):  # type: ignore[no-untyped-def]
-    """Returns (ok, n, ids (n,2), values (n,5), slow (k,3) = [slot, start, end]) slot = obj*5 + field."""
-    ids = np.empty((cap, 2), dtype=np.int64)
-    vals = np.empty((cap, 5))
-    slow = np.empty((cap * 5, 3), dtype=np.int64)
-    n_slow = 0
-    n_buf = buf.shape[0]
-    p = _ws(buf, 0)
-    fail = (False, 0, ids[:0], vals[:0], slow[:0])
-    if p >= n_buf or buf[p] != 91:
-        return fail
-    p = _ws(buf, p + 1)
-    n = 0
-    if p < n_buf and buf[p] == 93:
-        return True, 0, ids[:0], vals[:0], slow[:0]
-    while True:
-        if p >= n_buf or buf[p] != 123 or n >= cap:
-            return fail
-        p = _ws(buf, p + 1)
-        seen = 0
-        while True:
-            if p >= n_buf or buf[p] != 34:
-                return fail
-            end = _skip_string(buf, p)
-            if end < 0:
-                return fail
-            k = _key(buf, p + 1, end - 1)
-            p = _ws(buf, end)
-            if p >= n_buf or buf[p] != 58:
-                return fail
-            p = _ws(buf, p + 1)
-            if k == 0 or k == 1:
-                q, v, exact, is_int = _number(buf, p, pow10)
-                if q < 0 or not is_int or not exact or v != np.floor(v) or abs(v) > 9.0e15:
-                    return fail
-                ids[n, k] = np.int64(v)
-                p = q
-            elif k == 3:
-                q, v, exact, is_int = _number(buf, p, pow10)
-                if q < 0:
-                    return fail
-                vals[n, 4] = v
-                if not exact:
-                    slow[n_slow, 0] = n * 5 + 4
-                    slow[n_slow, 1] = p
-                    slow[n_slow, 2] = q
-                    n_slow += 1
-                p = q
-            elif k == 2:
-                if p >= n_buf or buf[p] != 91:
-                    return fail
-                p = _ws(buf, p + 1)
-                for j in range(4):
-                    q, v, exact, is_int = _number(buf, p, pow10)
-                    if q < 0:
-                        return fail
-                    vals[n, j] = v
-                    if not exact:
-                        slow[n_slow, 0] = n * 5 + j
-                        slow[n_slow, 1] = p
-                        slow[n_slow, 2] = q
-                        n_slow += 1
-                    p = _ws(buf, q)
-                    if j < 3:
-                        if p >= n_buf or buf[p] != 44:
-                            return fail
-                        p = _ws(buf, p + 1)
-                if p >= n_buf or buf[p] != 93:
-                    return fail
-                p += 1
-            else:
-                p = _skip_value(buf, p)
-                if p < 0:
-                    return fail
-            if k >= 0:
-                if seen & (1 << k):
-                    return fail
-                seen |= 1 << k
-            p = _ws(buf, p)
-            if p < n_buf and buf[p] == 44:
-                p = _ws(buf, p + 1)
-                continue
-            if p < n_buf and buf[p] == 125:
-                p += 1
-                break
-            return fail
-        if seen != 15:
-            return fail
-        n += 1
-        p = _ws(buf, p)
-        if p < n_buf and buf[p] == 44:
-            p = _ws(buf, p + 1)
-            continue
-        if p < n_buf and buf[p] == 93:
-            p = _ws(buf, p + 1)
-            if p != n_buf:
-                return fail
-            return True, n, ids[:n], vals[:n], slow[:n_slow]
-        return fail
-
-
 def parse_results(data: bytes) -> ResultColumns | None:
     """Columns of a COCO result list, or ``None`` when the fast path does not apply."""
     buf = np.frombuffer(data, dtype=np.uint8)
-    cap = int(np.count_nonzero(buf == 123))  # at most one detection per '{'
-    ok, _n, ids, vals, slow = _scan(buf, cap, _POW10)
+    ok, _n, ids, vals, slow = kernels().scan(buf, _POW10)
     if not ok:
         return None
     if len(slow):

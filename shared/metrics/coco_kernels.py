@@ -9,8 +9,8 @@ truth ``gt_start[g]:gt_end[g]``. Indices stored in the outputs are positions in 
 Kernels: ``match_groups`` (full per-area outputs; ``shared.metrics.rows`` relies on its contract),
 ``match_groups_status`` (compact TP/FP/ignored codes for ``coco_accumulate``; services/metrics uses
 the same layout),
-``match_block`` (one group), ``box_iou_block``, and the grouping helpers ``sort_runs_by_score`` and
-``merge_groups`` used by ``coco_input``. Accumulation lives in ``coco_accumulate``.
+``match_block`` (one group), ``box_iou_block``, and the grouping helpers ``order_detections``,
+``sort_runs_by_score`` and ``merge_groups`` used by ``coco_input``. Accumulation lives in ``coco_accumulate``.
 
 Exactness: every float operation mirrors pycocotools (``maskApi.c`` ``bbIou``, ``evaluateImg``,
 ``accumulate``) in the same order, so results are bit-identical, not merely close.
@@ -395,6 +395,28 @@ def sort_runs_by_score(order: np.ndarray, key: np.ndarray, neg_score: np.ndarray
                     q -= 1
                 order[q + 1] = cur
         i = j
+
+
+@numba.njit(cache=True, nogil=True)
+def order_detections(key: np.ndarray, keep: np.ndarray, neg_score: np.ndarray, n_keys: int) -> np.ndarray:
+    """Indices ``i`` with ``keep[i]`` stably sorted by ``key`` (``0 <= key < n_keys``), then each run of
+    equal keys stably by ``neg_score``: a counting sort (O(N + n_keys)) + ``sort_runs_by_score``."""
+    counts = np.zeros(n_keys + 1, dtype=np.int64)
+    n = 0
+    for i in range(key.shape[0]):
+        if keep[i]:
+            counts[key[i] + 1] += 1
+            n += 1
+    for k in range(n_keys):
+        counts[k + 1] += counts[k]
+    order = np.empty(n, dtype=np.int64)
+    for i in range(key.shape[0]):
+        if keep[i]:
+            k = key[i]
+            order[counts[k]] = i
+            counts[k] += 1
+    sort_runs_by_score(order, key, neg_score)
+    return order
 
 
 @numba.njit(cache=True, nogil=True)

@@ -21,9 +21,8 @@ from functools import cached_property
 import numpy as np
 from numpy.typing import NDArray
 
-from shared.metrics import coco_accumulate as KA
-from shared.metrics import coco_kernels as K
 from shared.metrics.coco_input import FlatCoco
+from shared.metrics.coco_native import kernels
 from shared.metrics.coco_params import (
     AREA_NAMES,
     AREA_RANGES,
@@ -161,9 +160,11 @@ class CocoResult:
         n_groups = len(f.group_cat)
         det_group = np.repeat(np.arange(n_groups), f.det_end - f.det_start)
         gt_group = np.repeat(np.arange(n_groups), f.gt_end - f.gt_start)
-        tp = m.det_tp[iou_index, f.det_input]
-        fp = m.det_fp[iou_index, f.det_input]
-        fn = m.gt_fn[iou_index, f.gt_input]
+        matched = m.det_matched_gt[iou_index] >= 0  # one threshold's row, not det_tp's (T, Nd)
+        counted = ~m.det_ignored[iou_index]
+        tp = (matched & counted)[f.det_input]
+        fp = (~matched & counted)[f.det_input]
+        fn = ((m.gt_matched_det[iou_index] < 0) & ~m.gt_ignored)[f.gt_input]
         return ImageClassCounts(
             image_id=f.image_ids[f.group_img] if n_groups else np.zeros(0, dtype=np.int64),
             category_id=f.category_ids[f.group_cat] if n_groups else np.zeros(0, dtype=np.int64),
@@ -193,9 +194,44 @@ def _summarize(
     return out
 
 
+def _summarize_classes(
+    precision: F64, recall: F64, max_dets: tuple[int, ...]
+) -> list[dict[str, float | None]]:
+    """``_summarize(..., k)`` for every category index k at once (same numbers, bit for bit).
+
+    A category's slice of one summary entry is all -1 (no GT in range) or all valid, so its value is
+    the mean of one contiguous row: ``np.mean(axis=1)`` sums each row exactly like ``np.mean`` of it.
+    """
+    n_cat = precision.shape[2]
+    cols: dict[str, list[float | None]] = {}
+    for key, is_ap, iou_thr, area, md in SUMMARY:
+        aind = [i for i, name in enumerate(AREA_NAMES) if name == area]
+        mind = [i for i, m in enumerate(max_dets) if m == md]
+        if not aind or not mind:
+            cols[key] = [None] * n_cat
+            continue
+        s = precision if is_ap else recall
+        if iou_thr is not None:
+            s = s[np.where(iou_thr == COCO_IOU_THRESHOLDS)[0]]
+        sub = s[..., aind[0], mind[0]]  # (T', R, K) or (T', K)
+        rows = np.ascontiguousarray(np.moveaxis(sub, -1, 0).reshape(n_cat, -1))
+        n_valid = (rows > -1).sum(axis=1)
+        means = rows.mean(axis=1) if rows.shape[1] else np.zeros(n_cat)
+        col: list[float | None] = []
+        for k in range(n_cat):
+            if n_valid[k] == rows.shape[1] and n_valid[k] > 0:
+                col.append(float(means[k]))
+            elif n_valid[k] == 0:
+                col.append(None)
+            else:  # partly undefined: never produced by accumulate, kept exact anyway
+                col.append(_summarize(precision, recall, max_dets, k)[key])
+        cols[key] = col
+    return [{key: cols[key][k] for key in cols} for k in range(n_cat)]
+
+
 def _to_input_order(flat: FlatCoco, raw: tuple[np.ndarray, ...], top: int) -> CocoMatches:
     status, dt_match, gt_match, gt_ignore, det_best_iou, det_best_gt, gt_best_iou = raw[:7]
-    out = KA.to_input_order(
+    out = kernels().to_input_order(
         flat.n_det_input,
         flat.n_gt_input,
         flat.det_input,
@@ -223,7 +259,8 @@ def evaluate_flat(flat: FlatCoco, *, max_dets: tuple[int, ...] = COCO_MAX_DETS) 
     top = int(max(max_dets))
     area_lo = np.array([AREA_RANGES[a][0] for a in AREA_NAMES])
     area_hi = np.array([AREA_RANGES[a][1] for a in AREA_NAMES])
-    raw = K.match_groups_status(
+    kern = kernels()
+    raw = kern.match_groups_status(
         flat.det_box,
         flat.det_area,
         flat.gt_box,
@@ -243,7 +280,7 @@ def evaluate_flat(flat: FlatCoco, *, max_dets: tuple[int, ...] = COCO_MAX_DETS) 
     num_gt = np.stack(
         [np.bincount(flat.gt_cat[~gt_ignore[a]], minlength=n_cat) for a in range(len(AREA_NAMES))], axis=1
     ).astype(np.int64)
-    precision, recall, scores = KA.accumulate_all_uniform(
+    precision, recall, scores = kern.accumulate_all_uniform(
         flat.det_score,
         flat.det_rank,
         flat.cat_det_start,
@@ -255,9 +292,10 @@ def evaluate_flat(flat: FlatCoco, *, max_dets: tuple[int, ...] = COCO_MAX_DETS) 
         COCO_REC_THRESHOLDS,
     )
     stats = _summarize(precision, recall, max_dets)
+    class_stats = _summarize_classes(precision, recall, max_dets)
     per_class = {
-        int(cid): ClassStats(int(cid), int(num_gt[k, 0]), _summarize(precision, recall, max_dets, k))
-        for k, cid in enumerate(flat.category_ids)
+        cid: ClassStats(cid, n, class_stats[k])
+        for k, (cid, n) in enumerate(zip(flat.category_ids.tolist(), num_gt[:, 0].tolist(), strict=True))
     }
     nan = np.nan
     return CocoResult(

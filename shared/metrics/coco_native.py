@@ -1,0 +1,214 @@
+"""Where the COCO engine's kernels come from: an ahead-of-time build when there is one, else numba's JIT.
+
+``kernels() -> CocoKernels`` (cached): the eight kernels the dataset-level engine calls
+(``coco_json_kernels.scan``, ``coco_kernels.sort_runs_by_score`` / ``order_detections`` /
+``merge_groups`` / ``match_groups_status``, ``coco_accumulate.accumulate_all_uniform`` / ``to_input_order``,
+``coco_report_kernels.per_image_json``).
+
+Why: a process that evaluates one file (``blindspot eval coco``) otherwise pays ~0.3 s to import numba
+and ~0.45 s to set numba's compiler up before it can load even a cached kernel; the AOT module needs
+numpy only. ``build_aot()`` (``make coco-aot``; needs setuptools, a dev dependency, and a C compiler)
+compiles the same Python kernels with ``numba.pycc`` into ``_coco_aot_<hash>.*.so`` beside this file,
+where ``<hash>`` covers the kernel sources and the Python/numpy/numba versions: editing a kernel
+makes the old build invisible (the JIT is used until the next build), so the two never disagree.
+The AOT entry points do not check their arguments, so ``kernels()`` wraps each with a check of the
+dtypes/ranks/layouts it was compiled for (recorded in ``_coco_aot_<hash>.json``).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib
+import importlib.util
+import json
+import platform
+import shutil
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["CocoKernels", "aot_module_name", "build_aot", "kernels"]
+
+_HERE = Path(__file__).resolve().parent
+_SOURCES = ("coco_json_kernels.py", "coco_kernels.py", "coco_accumulate.py", "coco_report_kernels.py")
+_NAMES = (
+    "scan",
+    "sort_runs_by_score",
+    "order_detections",
+    "merge_groups",
+    "match_groups_status",
+    "accumulate_all_uniform",
+    "to_input_order",
+    "per_image_json",
+)
+
+
+@dataclass(frozen=True)
+class CocoKernels:
+    """The engine's kernels (contracts: their docstrings in the modules named above); ``aot`` = compiled."""
+
+    scan: Callable[..., Any]
+    sort_runs_by_score: Callable[..., Any]
+    order_detections: Callable[..., Any]
+    merge_groups: Callable[..., Any]
+    match_groups_status: Callable[..., Any]
+    accumulate_all_uniform: Callable[..., Any]
+    to_input_order: Callable[..., Any]
+    per_image_json: Callable[..., Any]
+    aot: bool
+
+
+def aot_module_name() -> str:
+    """``_coco_aot_<hash>``: the hash of the kernel sources and of the toolchain that compiles them."""
+    h = hashlib.sha256()
+    for name in _SOURCES:
+        h.update((_HERE / name).read_bytes())
+    h.update(f"{platform.python_version()} {np.__version__}".encode())
+    # numba's version without importing numba (nor importlib.metadata: ~15 ms of start-up).
+    spec = importlib.util.find_spec("numba")
+    if spec is not None and spec.origin is not None:
+        h.update(Path(spec.origin).with_name("_version.py").read_bytes())
+    return f"_coco_aot_{h.hexdigest()[:16]}"
+
+
+def _jit() -> CocoKernels:
+    from shared.metrics import coco_accumulate as KA
+    from shared.metrics import coco_json_kernels as KJ
+    from shared.metrics import coco_kernels as K
+    from shared.metrics import coco_report_kernels as KR
+
+    return CocoKernels(
+        scan=KJ.scan,
+        sort_runs_by_score=K.sort_runs_by_score,
+        order_detections=K.order_detections,
+        merge_groups=K.merge_groups,
+        match_groups_status=K.match_groups_status,
+        accumulate_all_uniform=KA.accumulate_all_uniform,
+        to_input_order=KA.to_input_order,
+        per_image_json=KR.per_image_json,
+        aot=False,
+    )
+
+
+def _checked(fn: Callable[..., Any], name: str, spec: list[list[Any] | None]) -> Callable[..., Any]:
+    """``fn`` with a check that each array argument has the dtype, rank and layout it was compiled for."""
+
+    def call(*args: Any) -> Any:
+        for i, (arg, want) in enumerate(zip(args, spec, strict=True)):
+            if want is None:
+                continue
+            dtype, ndim, contiguous = want
+            if (
+                not isinstance(arg, np.ndarray)
+                or arg.dtype.str != dtype
+                or arg.ndim != ndim
+                or (contiguous and not arg.flags.c_contiguous)
+            ):
+                got = (
+                    f"{arg.dtype.str} ndim={arg.ndim}" if isinstance(arg, np.ndarray) else type(arg).__name__
+                )
+                raise TypeError(f"{name}: argument {i} must be {dtype} ndim={ndim}, got {got}")
+        return fn(*args)
+
+    return call
+
+
+def _load_aot() -> CocoKernels | None:
+    name = aot_module_name()
+    spec_path = _HERE / f"{name}.json"
+    if not spec_path.exists():
+        return None
+    try:
+        module = importlib.import_module(f"shared.metrics.{name}")
+    except ImportError:
+        return None
+    specs = json.loads(spec_path.read_text())
+    fns = {n: _checked(getattr(module, n), n, specs[n]) for n in _NAMES}
+    return CocoKernels(**fns, aot=True)
+
+
+@functools.cache
+def kernels(aot: bool = True) -> CocoKernels:
+    """The AOT kernels when built for these sources (and ``aot``), else the numba JIT ones."""
+    if aot:
+        loaded = _load_aot()
+        if loaded is not None:
+            return loaded
+    return _jit()
+
+
+def _warm_signatures() -> dict[str, Any]:
+    """Run the JIT engine on a small dataset: each kernel's numba signature, as the engine calls it."""
+    from shared.metrics.coco_input import flatten_coco
+    from shared.metrics.coco_json import parse_results
+    from shared.metrics.coco_report import coco_report_json
+    from shared.metrics.coco_result import evaluate_flat
+
+    rng = np.random.default_rng(0)
+    gt = {
+        "images": [{"id": i} for i in range(1, 4)],
+        "categories": [{"id": c} for c in (1, 2)],
+        "annotations": [
+            {"id": j + 1, "image_id": 1 + j % 3, "category_id": 1 + j % 2, "bbox": [1.0, 2.0, 30.0, 40.0]}
+            for j in range(6)
+        ],
+    }
+    text = json.dumps(
+        [
+            {"image_id": 1 + j % 3, "category_id": 1 + j % 2, "bbox": [1, 2, 29.5, 41], "score": float(s)}
+            for j, s in enumerate(rng.random(40))
+        ]
+    ).encode()
+    dets = parse_results(text)
+    assert dets is not None
+    coco_report_json(evaluate_flat(flatten_coco(gt, dets)), per_image=True)
+    jit = _jit()
+    # Called from Python only for datasets too sparse for order_detections' counting sort.
+    jit.sort_runs_by_score(np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.int64), np.zeros(1))
+    out = {}
+    for n in _NAMES:
+        sigs = getattr(jit, n).nopython_signatures
+        if len(sigs) != 1:
+            raise RuntimeError(f"{n}: expected one compiled signature, got {sigs}")
+        out[n] = sigs[0]
+    return out
+
+
+def _arg_spec(t: Any) -> list[Any] | None:
+    from numba.core import types
+
+    if isinstance(t, types.Array):
+        return [np.dtype(str(t.dtype)).str, t.ndim, t.layout == "C"]
+    return None
+
+
+def build_aot(output_dir: Path | None = None) -> Path:
+    """Compile the kernels ahead of time (a minute or two); returns the extension module's path.
+
+    Removes older ``_coco_aot_*`` builds from ``output_dir`` (default: this package's folder).
+    """
+    from numba.pycc import CC
+
+    out_dir = Path(output_dir) if output_dir is not None else _HERE
+    name = aot_module_name()
+    signatures = _warm_signatures()
+    jit = _jit()
+    cc = CC(name, source_module=sys.modules[__name__])
+    cc.output_dir = str(out_dir)
+    cc.target_cpu = "host"
+    for n in _NAMES:
+        cc.export(n, signatures[n])(getattr(jit, n).py_func)
+    for old in out_dir.glob("_coco_aot_*"):
+        if old.is_dir():
+            shutil.rmtree(old)
+        else:
+            old.unlink()
+    cc.compile()
+    specs = {n: [_arg_spec(a) for a in signatures[n].args] for n in _NAMES}
+    (out_dir / f"{name}.json").write_text(json.dumps(specs, indent=1) + "\n")
+    return out_dir / cc.output_file
