@@ -229,11 +229,6 @@ def _int_or_null(name: str, a: NDArray[Any], type_: str = "int8") -> Column:
     return Column(name, type_, a, null=a == -1)
 
 
-def _copy(session: Session, table: str, columns: Sequence[Column]) -> None:
-    with _pg(session).cursor() as cur:
-        pgcopy.copy_in(cur, table, columns)
-
-
 STATUS_LABELS = ("TP", "FP", "FN")
 ERROR_LABELS = ERROR_COLUMNS
 KIND_LABELS = ("pred", "gt")
@@ -265,7 +260,7 @@ def copy_objects(session: Session, model_run_id: int, o: ObjectResults, keep: ND
         _text("tide_error", o.tide_error[sel], ERROR_LABELS),
         _int_or_null("tide_fix_class", o.tide_fix_class[sel]),
     ]
-    _copy(session, partition("object_matches", model_run_id), columns)
+    pgcopy.copy_in_session(session, partition("object_matches", model_run_id), columns)
 
 
 def _metric_columns(t: RowTable, sel: NDArray[np.int64], splits: NDArray[Any]) -> list[Column]:
@@ -310,7 +305,7 @@ def copy_row_metrics(session: Session, model_run_id: int, t: RowTable, split_of:
         Column("has_pred", "bool", t.num_pred[sel] > 0),
         *_metric_columns(t, sel, splits),
     ]
-    _copy(session, partition("row_metrics", model_run_id), columns)
+    pgcopy.copy_in_session(session, partition("row_metrics", model_run_id), columns)
 
 
 def copy_row_class_metrics(
@@ -324,7 +319,7 @@ def copy_row_class_metrics(
         Column("data_row_id", "int8", t.data_row_id[sel]),
         *_metric_columns(t, sel, splits),
     ]
-    _copy(session, partition("row_class_metrics", model_run_id), columns)
+    pgcopy.copy_in_session(session, partition("row_class_metrics", model_run_id), columns)
 
 
 # --- Thresholds without recompute (docs/metrics.md) --------------------------------------------------

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import psycopg
 from numpy.typing import NDArray
+from sqlalchemy.orm import Session
 
 SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
 HEADER = SIGNATURE + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
@@ -62,6 +63,7 @@ class _Rows:
     def __init__(self, n: int, width: int) -> None:
         self.matrix = np.zeros((n, width), dtype=np.uint8)
         self.mask = np.ones((n, width), dtype=bool)
+        self.partial = False  # some byte unused (a NULL or a short value): compact on output
         self.at = 0
 
     def put(self, data: NDArray[np.uint8]) -> None:
@@ -72,6 +74,7 @@ class _Rows:
         """Write a value slot; rows in ``absent`` (NULL) do not emit it."""
         if absent is not None and absent.any():
             self.mask[absent, self.at : self.at + data.shape[1]] = False
+            self.partial = True
         self.put(data)
 
 
@@ -88,6 +91,11 @@ def _slot_width(col: Column) -> int:
 
 def encode(columns: Sequence[Column]) -> bytes:
     """The binary COPY stream of these columns (all of one length n)."""
+    return HEADER + _tuples(columns) + TRAILER
+
+
+def _tuples(columns: Sequence[Column]) -> bytes:
+    """The tuples of the stream (no header, no trailer)."""
     n = len(columns[0].values) if columns else 0
     rows = _Rows(n, 2 + sum(_slot_width(c) for c in columns))
     rows.put(_u8(np.full(n, len(columns)), ">i2"))
@@ -112,7 +120,9 @@ def encode(columns: Sequence[Column]) -> bytes:
             start = rows.at
             rows.value(table[codes], null)
             short = np.arange(widest)[None, :] >= length[:, None]  # bytes past each value's length
-            rows.mask[:, start : start + widest] &= ~short
+            if short.any():
+                rows.mask[:, start : start + widest] &= ~short
+                rows.partial = True
         else:  # float8[]: ndim 1, has_null, element oid, size K, lower bound 1, then (length, value) each
             k = col.values.shape[1]
             isnan = np.isnan(col.values)
@@ -126,14 +136,36 @@ def encode(columns: Sequence[Column]) -> bytes:
                 nan = isnan[:, j]
                 rows.value(_u8(np.where(nan, -1, 8), ">i4"), null)
                 rows.value(_u8(col.values[:, j], ">f8"), nan if null is None else (nan | null))
-    return HEADER + rows.matrix[rows.mask].tobytes() + TRAILER
+    return (rows.matrix[rows.mask] if rows.partial else rows.matrix).tobytes()
 
 
-def copy_in(cur: psycopg.Cursor[Any], table: str, columns: Sequence[Column]) -> None:
-    """``COPY table (columns) FROM STDIN (FORMAT BINARY)`` with the numpy-encoded stream."""
+def _rows(col: Column, lo: int, hi: int) -> Column:
+    null = None if col.null is None else col.null[lo:hi]
+    return Column(col.name, col.type, col.values[lo:hi], null=null, labels=col.labels)
+
+
+def copy_in(
+    cur: psycopg.Cursor[Any], table: str, columns: Sequence[Column], chunk_rows: int = 1 << 16
+) -> None:
+    """``COPY table (columns) FROM STDIN (FORMAT BINARY)`` with the numpy-encoded stream.
+
+    Sent ``chunk_rows`` tuples at a time: the peak memory stays small and the server inserts one chunk
+    while the next is built.
+    """
     names = ", ".join(c.name for c in columns)
+    n = len(columns[0].values) if columns else 0
     with cur.copy(f"COPY {table} ({names}) FROM STDIN (FORMAT BINARY)") as cp:
-        cp.write(encode(columns))
+        cp.write(HEADER)
+        for lo in range(0, n, chunk_rows):
+            cp.write(_tuples([_rows(c, lo, min(n, lo + chunk_rows)) for c in columns]))
+        cp.write(TRAILER)
+
+
+def copy_in_session(session: Session, table: str, columns: Sequence[Column]) -> None:
+    """:func:`copy_in` on a SQLAlchemy session's connection (same transaction)."""
+    driver: psycopg.Connection[Any] = session.connection().connection.driver_connection  # type: ignore[assignment]
+    with driver.cursor() as cur:
+        copy_in(cur, table, columns)
 
 
 def copy_out_fixed(

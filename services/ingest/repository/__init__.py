@@ -31,7 +31,6 @@ from services.ingest.repository.catalog import (
     run_counts,
     workspace_exists,
 )
-from services.ingest.repository.copy import binary_copy_payload, copy_columns
 from services.ingest.repository.jobs import create_job, finish_job, get_job, lock_job, set_progress
 from services.ingest.repository.rows import (
     RowRef,
@@ -48,8 +47,6 @@ __all__ = [
     "RowRef",
     "add_run_rows",
     "annotations_of",
-    "binary_copy_payload",
-    "copy_columns",
     "count_boxes",
     "count_rows",
     "create_dataset",

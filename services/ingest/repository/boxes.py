@@ -9,7 +9,7 @@ import numpy as np
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from services.ingest.repository.copy import copy_columns
+from shared.db.pgcopy import Column, copy_in_session
 
 
 def replace_annotations(
@@ -27,17 +27,16 @@ def replace_annotations(
     session.execute(text("DELETE FROM annotations WHERE data_row_id = ANY(:ids)"), {"ids": ids})
     if len(box_rows):
         order = _by_row(box_rows)
-        copy_columns(
+        copy_in_session(
             session,
-            "COPY annotations (workspace_id, data_row_id, class_id, x, y, w, h, area, iscrowd) "
-            "FROM STDIN (FORMAT BINARY)",
+            "annotations",
             [
-                (np.full(len(box_rows), workspace_id, dtype=np.int64), "int8"),
-                (box_rows[order].astype(np.int64), "int8"),
-                (class_ids[order].astype(np.int64), "int8"),
-                *((xywh[order, k], "float8") for k in range(4)),
-                (area[order].astype(np.float64), "float8"),
-                (iscrowd[order].astype(bool), "bool"),
+                Column("workspace_id", "int8", np.full(len(box_rows), workspace_id, dtype=np.int64)),
+                Column("data_row_id", "int8", box_rows[order].astype(np.int64)),
+                Column("class_id", "int8", class_ids[order].astype(np.int64)),
+                *(Column(c, "float8", xywh[order, k]) for k, c in enumerate("xywh")),
+                Column("area", "float8", area[order].astype(np.float64)),
+                Column("iscrowd", "bool", iscrowd[order].astype(bool)),
             ],
         )
     session.execute(
@@ -68,15 +67,15 @@ def replace_predictions(
     if not len(box_rows):
         return
     order = _by_row(box_rows)
-    copy_columns(
+    copy_in_session(
         session,
-        "COPY predictions (model_run_id, data_row_id, class_id, x, y, w, h, confidence) FROM STDIN (FORMAT BINARY)",
+        "predictions",
         [
-            (np.full(len(box_rows), run_id, dtype=np.int64), "int8"),
-            (box_rows[order].astype(np.int64), "int8"),
-            (class_ids[order].astype(np.int64), "int8"),
-            *((xywh[order, k], "float8") for k in range(4)),
-            (conf[order].astype(np.float64), "float8"),
+            Column("model_run_id", "int8", np.full(len(box_rows), run_id, dtype=np.int64)),
+            Column("data_row_id", "int8", box_rows[order].astype(np.int64)),
+            Column("class_id", "int8", class_ids[order].astype(np.int64)),
+            *(Column(c, "float8", xywh[order, k]) for k, c in enumerate("xywh")),
+            Column("confidence", "float8", conf[order].astype(np.float64)),
         ],
     )
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import struct
 import zipfile
 
 import numpy as np
@@ -12,7 +11,6 @@ import pytest
 
 from services.ingest.formats import coco, labelbox, ultralytics, voc, yolo
 from services.ingest.formats.base import ExportBoxes, ExportClass, ExportData, ExportRow, ImageRef, num
-from services.ingest.repository import binary_copy_payload
 from shared.errors import BadRequest, InvalidInput
 
 ROWS = [ExportRow(1, "a/x.jpg", 640, 480, 11), ExportRow(2, "b.png", 100, 50, None)]
@@ -120,21 +118,6 @@ def test_ultralytics_round_trip() -> None:
 def test_image_ref_text() -> None:
     assert str(ImageRef(key="a.jpg")) == "global key 'a.jpg'"
     assert str(ImageRef(coco_id=5)) == "image id 5"
-
-
-def test_binary_copy_payload_layout() -> None:
-    payload = binary_copy_payload(
-        [
-            (np.array([1, 2], dtype=np.int64), "int8"),
-            (np.array([0.5, 2.0]), "float8"),
-            (np.array([True, False]), "bool"),
-        ]
-    )
-    assert payload[:11] == b"PGCOPY\n\xff\r\n\x00" and payload[-2:] == b"\xff\xff"
-    body = payload[19:-2]
-    first = struct.unpack(">hiqidib", body[: 2 + 12 + 12 + 5])
-    assert first == (3, 8, 1, 8, 0.5, 1, 1)
-    assert len(body) == 2 * (2 + 12 + 12 + 5)
 
 
 # ---- typed fast paths read well-formed files exactly as the checked parsers do
