@@ -62,9 +62,17 @@ class _Rows:
 
     def __init__(self, n: int, width: int) -> None:
         self.matrix = np.zeros((n, width), dtype=np.uint8)
-        self.mask = np.ones((n, width), dtype=bool)
-        self.partial = False  # some byte unused (a NULL or a short value): compact on output
+        self._mask: NDArray[np.bool_] | None = None  # made on the first unused byte (NULL, short value)
         self.at = 0
+
+    @property
+    def mask(self) -> NDArray[np.bool_]:
+        if self._mask is None:
+            self._mask = np.ones(self.matrix.shape, dtype=bool)
+        return self._mask
+
+    def stream(self) -> bytes:
+        return (self.matrix if self._mask is None else self.matrix[self._mask]).tobytes()
 
     def put(self, data: NDArray[np.uint8]) -> None:
         self.matrix[:, self.at : self.at + data.shape[1]] = data
@@ -74,7 +82,6 @@ class _Rows:
         """Write a value slot; rows in ``absent`` (NULL) do not emit it."""
         if absent is not None and absent.any():
             self.mask[absent, self.at : self.at + data.shape[1]] = False
-            self.partial = True
         self.put(data)
 
 
@@ -122,7 +129,6 @@ def _tuples(columns: Sequence[Column]) -> bytes:
             short = np.arange(widest)[None, :] >= length[:, None]  # bytes past each value's length
             if short.any():
                 rows.mask[:, start : start + widest] &= ~short
-                rows.partial = True
         else:  # float8[]: ndim 1, has_null, element oid, size K, lower bound 1, then (length, value) each
             k = col.values.shape[1]
             isnan = np.isnan(col.values)
@@ -136,7 +142,7 @@ def _tuples(columns: Sequence[Column]) -> bytes:
                 nan = isnan[:, j]
                 rows.value(_u8(np.where(nan, -1, 8), ">i4"), null)
                 rows.value(_u8(col.values[:, j], ">f8"), nan if null is None else (nan | null))
-    return (rows.matrix[rows.mask] if rows.partial else rows.matrix).tobytes()
+    return rows.stream()
 
 
 def _rows(col: Column, lo: int, hi: int) -> Column:
