@@ -58,6 +58,22 @@ def state(conn: psycopg.Connection[Any], model_run_id: int) -> State:
     return "attached" if all(attached for _, attached in rows) else "loading"
 
 
+def leaf_partition(conn: psycopg.Connection[Any], table: str, key: int) -> str:
+    """The HASH partition of ``table`` that holds partition key ``key`` (``table`` itself if none).
+
+    A COPY into the leaf keeps Postgres' multi-row insert path, which a COPY through a partitioned
+    parent with a transition-table trigger loses (migration ingest02 puts the checks on the leaves).
+    """
+    row = conn.execute(
+        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid,"
+        " LATERAL regexp_match(pg_get_expr(c.relpartbound, c.oid), 'modulus (\\d+), remainder (\\d+)') b"
+        " WHERE i.inhparent = CAST(%s AS regclass)"
+        " AND satisfies_hash_partition(i.inhparent, b[1]::int, b[2]::int, %s::int8)",
+        (table, int(key)),
+    ).fetchone()
+    return table if row is None else str(row[0])
+
+
 def lock_run(conn: psycopg.Connection[Any], model_run_id: int) -> None:
     """The transaction-level advisory lock around swaps and attaches of the run's partitions.
 

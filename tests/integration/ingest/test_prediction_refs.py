@@ -68,3 +68,33 @@ async def test_deletes_cascade_and_classes_are_restricted(client: httpx.AsyncCli
     with engine.begin() as conn:
         conn.execute(text("DELETE FROM model_runs WHERE id = :r"), {"r": run})
     assert _count(engine, "SELECT count(*) FROM predictions WHERE model_run_id = :r", r=run) == 0
+
+
+async def test_the_run_partition_checks_references_as_the_parent_does(
+    client: httpx.AsyncClient, engine: Engine
+) -> None:
+    """Ingest COPYs into the run's leaf partition (migration ingest02): the same checks fire there."""
+    from shared.db.partitions import leaf_partition
+
+    _, run = await _seed(client)
+    with engine.connect() as conn:
+        driver = conn.connection.driver_connection
+        leaf = leaf_partition(driver, "predictions", run)  # type: ignore[arg-type]
+        held = (
+            conn.execute(
+                text("SELECT DISTINCT tableoid::regclass::text FROM predictions WHERE model_run_id = :r"),
+                {"r": run},
+            )
+            .scalars()
+            .all()
+        )
+    assert leaf != "predictions" and held == [leaf]
+    cls = _count(engine, "SELECT min(class_id) FROM predictions WHERE model_run_id = :r", r=run)
+    with pytest.raises(IntegrityError, match="data row -1"), engine.begin() as conn:
+        conn.execute(
+            text(
+                f"INSERT INTO {leaf} (model_run_id, data_row_id, class_id, x, y, w, h) VALUES (:r, -1, :c, 0, 0, 1, 1)"
+            ),
+            {"r": run, "c": cls},
+        )
+    assert _count(engine, "SELECT count(*) FROM predictions WHERE model_run_id = :r", r=run) == 4
