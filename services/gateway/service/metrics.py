@@ -72,8 +72,9 @@ async def histogram(
     if column not in domain.RATE_COLUMNS:
         vmin, vmax = await repo.value_range(session, compiled, expr)
     edges = domain.histogram_edges(column, bins, vmin, vmax)
-    if column in domain.INDEXED_METRICS and not split and not scope.custom:
-        # (run[, class], metric) index and nothing else to filter: index-only range counts per bucket.
+    if column in domain.INDEXED_METRICS and not scope.custom:
+        # The ([class,] metric) index covers the run and the split (migration metrics04): index-only range
+        # counts per bucket, the run and split checked on the index entries.
         counts, nulls = await repo.histogram_counts_by_range(session, compiled, expr, edges)
     else:
         counts, nulls = await repo.histogram_counts(session, compiled, expr, edges)
