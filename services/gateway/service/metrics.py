@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Integer, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.gateway import domain
@@ -73,9 +73,18 @@ async def histogram(
         vmin, vmax = await repo.value_range(session, compiled, expr)
     edges = domain.histogram_edges(column, bins, vmin, vmax)
     if column in domain.INDEXED_METRICS and not scope.custom:
-        # The ([class,] metric) index covers the run and the split (migration metrics04): index-only range
-        # counts per bucket, the run and split checked on the index entries.
-        counts, nulls = await repo.histogram_counts_by_range(session, compiled, expr, edges)
+        # The run's partition and its ([class,] metric) index, which covers the split (migration
+        # metrics04): index-only range counts per bucket.
+        counts, nulls = await repo.histogram_counts_by_range(
+            session,
+            "row_metrics" if class_name is None else "row_class_metrics",
+            run_id,
+            column,
+            integral=isinstance(expr.type, Integer),
+            edges=edges,
+            class_id=None if class_name is None else scope.class_ids[class_name],
+            split=split,
+        )
     else:
         counts, nulls = await repo.histogram_counts(session, compiled, expr, edges)
     buckets = []

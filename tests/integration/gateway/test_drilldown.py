@@ -180,3 +180,42 @@ async def test_class_table_curves_and_tide(gw: httpx.AsyncClient, world: World, 
     assert bad.status_code == 400 and bad.json()["context"]["field"] == "class_name"
     bad = await gw.get(f"/v1/runs/{run.id}/metrics/histogram", params={"metric": "recal"}, headers=h)
     assert bad.status_code == 400 and bad.json()["context"]["field"] == "metric"
+
+
+@pytest.mark.parametrize("class_name", [None, "person"])
+async def test_histogram_of_a_run_whose_partition_is_detached_counts_no_rows(
+    gw: httpx.AsyncClient, world: World, engine: Engine, class_name: str | None
+) -> None:
+    """Indexed histograms read the run's partition directly; while it is detached (a bulk load in
+    progress) they count what the gallery shows through the parent tables: nothing."""
+    from sqlalchemy import text
+
+    from shared.db.partitions import partition
+
+    run = world.runs[0]
+    table = "row_metrics" if class_name is None else "row_class_metrics"
+    part = partition(table, run.id)
+    params: dict[str, Any] = {
+        "metric": "recall",
+        "bins": 4,
+        **({"class_name": class_name} if class_name else {}),
+    }
+    h = world.ws.h(world.ws.read)
+    before = (await gw.get(f"/v1/runs/{run.id}/metrics/histogram", params=params, headers=h)).json()[
+        "buckets"
+    ]
+    assert sum(b["count"] for b in before) > 0
+    with engine.begin() as conn:
+        conn.execute(text(f"ALTER TABLE {table} DETACH PARTITION {part}"))
+    try:
+        r = await gw.get(f"/v1/runs/{run.id}/metrics/histogram", params=params, headers=h)
+        assert r.status_code == 200, r.text
+        buckets = r.json()["buckets"]
+        assert [b["count"] for b in buckets if b["lo"] is not None] == [0] * 4
+        for b in buckets:
+            assert await gallery_total(gw, world, run.id, b["filter"]) == b["count"] == 0
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text(f"ALTER TABLE {table} ATTACH PARTITION {part} FOR VALUES IN ({run.id})"))
+    after = (await gw.get(f"/v1/runs/{run.id}/metrics/histogram", params=params, headers=h)).json()["buckets"]
+    assert after == before
