@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, CheckConstraint, Float, Identity, Index
+from sqlalchemy import BigInteger, CheckConstraint, Float, Identity, PrimaryKeyConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.db.base import Base
@@ -17,12 +17,13 @@ class Prediction(Base):
     __table_args__ = (
         CheckConstraint("w >= 0 AND h >= 0", name="nonnegative_size"),
         CheckConstraint("confidence >= 0 AND confidence <= 1", name="conf_range"),
-        Index("ix_predictions_run_row", "model_run_id", "data_row_id"),
+        # One index serves every read (a run's boxes by data row) and keeps ids unique (migration ingest03).
+        PrimaryKeyConstraint("model_run_id", "data_row_id", "id", name="pk_predictions"),
         {"postgresql_partition_by": "HASH (model_run_id)"},
     )
 
-    model_run_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    model_run_id: Mapped[int] = mapped_column(BigInteger)
+    id: Mapped[int] = mapped_column(BigInteger, Identity())
     data_row_id: Mapped[int] = mapped_column(BigInteger)  # -> data_rows.id, ON DELETE CASCADE (trigger)
     class_id: Mapped[int] = mapped_column(BigInteger)  # -> classes.id, ON DELETE RESTRICT (trigger)
     x: Mapped[float] = mapped_column(Float)
