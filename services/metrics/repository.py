@@ -24,7 +24,10 @@ from shared.db import partitions, pgcopy
 from shared.db.models.enums import Split
 from shared.db.partitions import partition
 from shared.db.pgcopy import Column
+from shared.logging import get_logger
 from shared.metrics.rows import ObjectResults, RowBatch, RowTable
+
+log = get_logger(__name__)
 
 ERROR_COLUMNS = ("cls", "loc", "both", "dupe", "bkg", "miss")
 
@@ -464,14 +467,13 @@ _TIDE_CODE_SQL = (
 
 def load_matches(session: Session, model_run_id: int) -> StoredMatches:
     """The run's stored matches as arrays (binary COPY straight into numpy: millions of objects)."""
-    i64 = np.int64
     part = partition("object_matches", model_run_id)
     with _pg(session).cursor() as cur:
         # Whole-run reads: allowed to take longer than a request's statement timeout.
         cur.execute("SET LOCAL statement_timeout = '600s'")
         # Small fields packed into one int8 per object (fewer values to send and parse):
         # tp_mask bits 0-9, ign_mask 10-19, status TP 20, ignored 21, TIDE code 22-24.
-        p_row, p_id, p_cls, p_conf, p_masks, p_area, partner, p_fix, p_flags = pgcopy.copy_out_fixed(
+        p = pgcopy.copy_out_fixed(
             cur,
             "SELECT data_row_id, object_id, class_id, COALESCE(confidence, 'NaN'), area_masks,"
             " COALESCE(area, 'NaN'), CASE WHEN status = 'FP' THEN COALESCE(matched_object_id, -1) ELSE -1 END,"
@@ -483,7 +485,7 @@ def load_matches(session: Session, model_run_id: int) -> StoredMatches:
             ["int8", "int8", "int8", "float8", "int8", "float8", "int8", "int8", "int8"],
         )
         # iscrowd bit 0, status TP 1, FN paired with a FP 2, TIDE miss 3.
-        g_row, g_cls, g_area, g_ids, g_flags = pgcopy.copy_out_fixed(
+        g = pgcopy.copy_out_fixed(
             cur,
             "SELECT data_row_id, class_id, COALESCE(area, 'NaN'), object_id,"
             " (iscrowd::int | ((status = 'TP')::int << 1)"
@@ -493,6 +495,14 @@ def load_matches(session: Session, model_run_id: int) -> StoredMatches:
             (model_run_id,),
             ["int8", "int8", "float8", "int8", "int8"],
         )
+    return _stored_matches(p, g)
+
+
+def _stored_matches(p: Sequence[NDArray[Any]], g: Sequence[NDArray[Any]]) -> StoredMatches:
+    """StoredMatches from the packed columns (DIGEST_PRED / DIGEST_GT fields, in that order)."""
+    i64 = np.int64
+    p_row, p_id, p_cls, p_conf, p_masks, p_area, partner, p_fix, p_flags = (np.asarray(c) for c in p)
+    g_row, g_cls, g_area, g_ids, g_flags = (np.asarray(c) for c in g)
     p_tp, p_ign = p_flags & 1023, (p_flags >> 10) & 1023
     p_is_tp, p_ignored, p_tide = (p_flags >> 20) & 1, (p_flags >> 21) & 1, (p_flags >> 22) & 7
     g_crowd, g_tp, g_partnered, g_miss = (
@@ -518,6 +528,147 @@ def load_matches(session: Session, model_run_id: int) -> StoredMatches:
         g_row=g_row, g_cls=g_cls, g_area=g_area, g_crowd=g_crowd > 0, g_status_tp=g_tp > 0,
         g_partnered=g_partnered > 0, g_tide_miss=g_miss > 0,
     )  # fmt: skip
+
+
+# --- Match digests (shared/db/models/match_digest.py) ----------------------------------------------
+# The same fields, with the same encodings, as load_matches' two queries.
+DIGEST_PRED = np.dtype(
+    [("row", "<i8"), ("id", "<i8"), ("cls", "<i8"), ("conf", "<f8"), ("masks", "<i8"), ("area", "<f8"),
+     ("partner", "<i8"), ("fix", "<i8"), ("flags", "<i8")]
+)  # fmt: skip
+DIGEST_GT = np.dtype([("row", "<i8"), ("cls", "<i8"), ("area", "<f8"), ("id", "<i8"), ("flags", "<i8")])
+_TIDE_CODES = {"cls": 1, "loc": 2, "both": 3, "dupe": 4, "bkg": 5, "miss": 6}
+
+
+def digest_records(o: ObjectResults, keep: NDArray[np.bool_]) -> tuple[NDArray[Any], NDArray[Any]]:
+    """The (prediction, GT) digest records of the objects written (``keep``), equal field by field to
+    what load_matches reads back from ``object_matches`` for them."""
+    pred = keep & o.kind_is_pred
+    gt = keep & ~o.kind_is_pred
+    status = o.status
+    tide = np.zeros(len(status), dtype=np.int64)
+    for name, code in _TIDE_CODES.items():
+        tide[o.tide_error == name] = code
+    is_tp = (status == "TP").astype(np.int64)
+    p = np.empty(int(pred.sum()), dtype=DIGEST_PRED)
+    p["row"], p["id"], p["cls"] = o.data_row_id[pred], o.object_id[pred], o.class_id[pred]
+    p["conf"], p["masks"], p["area"] = o.confidence[pred], o.area_masks[pred], o.area[pred]
+    p["partner"] = np.where(status[pred] == "FP", o.matched_object_id[pred], -1)
+    p["fix"] = o.tide_fix_class[pred]
+    p["flags"] = (
+        o.tp_mask[pred].astype(np.int64)
+        | (o.ign_mask[pred].astype(np.int64) << 10)
+        | (is_tp[pred] << 20)
+        | (o.ignored[pred].astype(np.int64) << 21)
+        | (tide[pred] << 22)
+    )
+    g = np.empty(int(gt.sum()), dtype=DIGEST_GT)
+    g["row"], g["cls"], g["area"], g["id"] = o.data_row_id[gt], o.class_id[gt], o.area[gt], o.object_id[gt]
+    g["flags"] = (
+        o.iscrowd[gt].astype(np.int64)
+        | (is_tp[gt] << 1)
+        | (((status[gt] == "FN") & (o.matched_object_id[gt] != -1)).astype(np.int64) << 2)
+        | ((o.tide_error[gt] == "miss").astype(np.int64) << 3)
+    )
+    return p, g
+
+
+def write_digest(
+    session: Session,
+    model_run_id: int,
+    row_ids: Sequence[int],
+    member: Sequence[int],
+    preds: NDArray[Any],
+    gts: NDArray[Any],
+) -> None:
+    """After a row set's results were replaced: its digest becomes ``member`` with these records.
+
+    Digests overlapping ``row_ids`` lose those rows (a digest left with none is deleted), so every row
+    stays described by at most one digest, in the same transaction as its ``object_matches``.
+    """
+    rows = np.asarray(sorted(set(row_ids)), dtype=np.int64)
+    if len(rows) == 0:
+        return
+    conn = _pg(session)
+    old = conn.execute(
+        "SELECT first_row, row_ids, preds, gts FROM match_digests WHERE model_run_id = %s::int8"
+        " AND first_row <= %s::int8 AND last_row >= %s::int8 ORDER BY first_row FOR UPDATE",
+        (model_run_id, int(rows[-1]), int(rows[0])),
+    ).fetchall()
+    for first, raw_rows, raw_p, raw_g in old:
+        covered = np.frombuffer(raw_rows, dtype="<i8")
+        gone = np.isin(covered, rows)
+        if not gone.any():
+            continue
+        conn.execute(
+            "DELETE FROM match_digests WHERE model_run_id = %s::int8 AND first_row = %s::int8",
+            (model_run_id, first),
+        )
+        rest = covered[~gone]
+        if len(rest):
+            p = np.frombuffer(raw_p, dtype=DIGEST_PRED)
+            g = np.frombuffer(raw_g, dtype=DIGEST_GT)
+            _insert_digest(conn, model_run_id, rest, p[~np.isin(p["row"], rows)], g[~np.isin(g["row"], rows)])
+    if len(member):
+        _insert_digest(conn, model_run_id, np.asarray(sorted(set(member)), dtype=np.int64), preds, gts)
+
+
+def _insert_digest(
+    conn: psycopg.Connection[Any],
+    model_run_id: int,
+    rows: NDArray[np.int64],
+    p: NDArray[Any],
+    g: NDArray[Any],
+) -> None:
+    conn.execute(
+        "INSERT INTO match_digests (model_run_id, first_row, last_row, row_ids, preds, gts)"
+        " VALUES (%s::int8, %s::int8, %s::int8, %b, %b, %b)",
+        (
+            model_run_id,
+            int(rows[0]),
+            int(rows[-1]),
+            rows.astype("<i8").tobytes(),
+            np.ascontiguousarray(p, dtype=DIGEST_PRED).tobytes(),
+            np.ascontiguousarray(g, dtype=DIGEST_GT).tobytes(),
+        ),
+    )
+
+
+def _native(records: NDArray[Any]) -> list[NDArray[Any]]:
+    """Each field of little-endian records as a native int64/float64 array."""
+    names = records.dtype.names or ()
+    return [records[f].astype(np.float64 if records.dtype[f].kind == "f" else np.int64) for f in names]
+
+
+def load_digest_matches(session: Session, model_run_id: int) -> StoredMatches | None:
+    """The run's matches from its digests, or None unless they cover exactly the run's rows with
+    results (each row once): then the caller reads ``object_matches`` (load_matches)."""
+    conn = _pg(session)
+    digests = conn.execute(
+        "SELECT row_ids, preds, gts FROM match_digests WHERE model_run_id = %s::int8 ORDER BY first_row",
+        (model_run_id,),
+    ).fetchall()
+    if not digests:
+        return None
+    with conn.cursor() as cur:
+        (have,) = pgcopy.copy_out_fixed(
+            cur,
+            f"SELECT data_row_id FROM {partition('row_metrics', model_run_id)} WHERE model_run_id = %s::int8",
+            (model_run_id,),
+            ["int8"],
+        )
+    covered = np.concatenate([np.frombuffer(r, dtype="<i8") for r, _, _ in digests])
+    if len(covered) != len(have) or not np.array_equal(np.sort(covered), np.sort(have)):
+        log.warning(
+            "match digests do not cover the run's rows: reading object_matches",
+            model_run_id=model_run_id,
+            digest_rows=len(covered),
+            rows=len(have),
+        )
+        return None
+    p = np.concatenate([np.frombuffer(raw, dtype=DIGEST_PRED) for _, raw, _ in digests])
+    g = np.concatenate([np.frombuffer(raw, dtype=DIGEST_GT) for _, _, raw in digests])
+    return _stored_matches(_native(p), _native(g))
 
 
 CLASS_METRIC_COLUMNS = (

@@ -66,6 +66,8 @@ def compute_rows(session: Session, model_run_id: int, data_row_ids: list[int]) -
     member = [r for r in row_ids if r in split_of]
     repository.delete_row_results(session, model_run_id, row_ids)
     if not member:
+        none_p, none_g = np.empty(0, repository.DIGEST_PRED), np.empty(0, repository.DIGEST_GT)
+        repository.write_digest(session, model_run_id, row_ids, [], none_p, none_g)
         return ComputeRowsResult(model_run_id, 0, 0)
     batch = repository.load_batch(session, model_run_id, member)
     ev = evaluate_rows(batch, run.iou_threshold, run.confidence_threshold)
@@ -73,6 +75,9 @@ def compute_rows(session: Session, model_run_id: int, data_row_ids: list[int]) -
     repository.copy_objects(session, model_run_id, ev.objects, keep)
     repository.copy_row_metrics(session, model_run_id, ev.rows, split_of)
     repository.copy_row_class_metrics(session, model_run_id, ev.row_classes, split_of)
+    # The aggregation's input, packed (match digests): same transaction as the rows above.
+    preds, gts = repository.digest_records(ev.objects, keep)
+    repository.write_digest(session, model_run_id, row_ids, member, preds, gts)
     return ComputeRowsResult(model_run_id, len(member), int(keep.sum()))
 
 
@@ -111,7 +116,9 @@ def aggregate_run(
             by_sql = True
         refresh = domain.chunks(repository.run_row_ids(session, model_run_id), chunk_rows)
     split_of = repository.run_row_splits(session, model_run_id, None)
-    matches = repository.load_matches(session, model_run_id)
+    matches = repository.load_digest_matches(session, model_run_id)
+    if matches is None:
+        matches = repository.load_matches(session, model_run_id)
     rows, cells = domain.class_metrics(matches, split_of, run.iou_threshold, run.confidence_threshold)
     repository.replace_class_metrics(session, model_run_id, rows, cells)
     return AggregateResult(model_run_id, len(rows), len(cells), by_sql, refresh)

@@ -7,6 +7,7 @@ from shared.db.models.data_row import DataRow
 from shared.db.models.dataset import Dataset
 from shared.db.models.job import Job
 from shared.db.models.labeling import Batch, BatchRow, LabelingProject
+from shared.db.models.match_digest import MatchDigest
 from shared.db.models.model_run import ModelRun, ModelRunRow
 from shared.db.models.object_class import ObjectClass
 from shared.db.models.object_match import ObjectMatch
@@ -27,6 +28,7 @@ __all__ = [
     "Dataset",
     "Job",
     "LabelingProject",
+    "MatchDigest",
     "ModelRun",
     "ModelRunRow",
     "ObjectClass",
