@@ -87,10 +87,11 @@ def _metrics(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
     }  # fmt: skip
 
 
-# The gallery's secondary indexes (migrations gateway01, metrics03, metrics04): their definitions are read
+# The gallery's secondary indexes (migrations gateway01, metrics03, metrics04, metrics06): their definitions are read
 # from the migrated database, so the benchmark times exactly the layout the migrations create.
 GALLERY_INDEX_NAMES = [
     *(f"ix_row_metrics_run_{m}" for m in INDEXED_METRICS),
+    *(f"ix_row_metrics_split_{m}" for m in INDEXED_METRICS),
     *(f"ix_row_class_metrics_run_class_{m}" for m in INDEXED_METRICS),
     "ix_object_matches_run_error",
 ]
