@@ -10,8 +10,9 @@ the single-row path. A COPY straight into the run's partition keeps the multi-ro
 triggers of the parent do not fire for it. So each partition gets the same two triggers (a partition's
 own statement triggers fire only when it is the statement's target, so nothing is checked twice); the
 parent keeps its own for writes through it. Each partition's ``id`` also gets the parent's identity
-sequence as its default (a write through the parent draws from it already; a leaf has no identity of
-its own). Ingest COPYs into ``partitions.leaf_partition(...)``.
+sequence as its default where the partition has no identity of its own (before Postgres 17; from 17 on,
+partitions inherit the identity and a write to a leaf draws from it already). Ingest COPYs into
+``partitions.leaf_partition(...)``.
 """
 
 from collections.abc import Sequence
@@ -39,10 +40,20 @@ def _partitions() -> list[str]:
     ]
 
 
+def _without_identity(part: str) -> bool:
+    """The leaf's ``id`` is a plain column (Postgres < 17), not one inheriting the parent's identity."""
+    kind = op.get_bind().execute(
+        text("SELECT attidentity FROM pg_attribute WHERE attrelid = CAST(:t AS regclass) AND attname = 'id'"),
+        {"t": part},
+    ).scalar_one()
+    return not kind
+
+
 def upgrade() -> None:
     seq = op.get_bind().execute(text("SELECT pg_get_serial_sequence('predictions', 'id')")).scalar_one()
     for part in _partitions():
-        op.execute(f"ALTER TABLE {part} ALTER COLUMN id SET DEFAULT nextval('{seq}'::regclass)")
+        if _without_identity(part):
+            op.execute(f"ALTER TABLE {part} ALTER COLUMN id SET DEFAULT nextval('{seq}'::regclass)")
         for name, event in EVENTS.items():
             op.execute(
                 f"CREATE TRIGGER predictions_refs_{name} AFTER {event} ON {part}"
@@ -52,6 +63,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     for part in _partitions():
-        op.execute(f"ALTER TABLE {part} ALTER COLUMN id DROP DEFAULT")
+        if _without_identity(part):
+            op.execute(f"ALTER TABLE {part} ALTER COLUMN id DROP DEFAULT")
         for name in EVENTS:
             op.execute(f"DROP TRIGGER IF EXISTS predictions_refs_{name} ON {part}")
