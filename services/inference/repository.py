@@ -11,6 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from shared.db.models.enums import JobStatus
+from shared.db.session import driver_connection
 
 JOB_KIND = "inference"
 
@@ -99,7 +100,7 @@ def replace_predictions(
         text("DELETE FROM predictions WHERE model_run_id = :r AND data_row_id = ANY(:ids)"),
         {"r": run_id, "ids": list(row_ids)},
     )
-    raw: Any = session.connection().connection.driver_connection
+    raw = driver_connection(session)
     n = 0
     with (
         raw.cursor() as cur,

@@ -24,6 +24,7 @@ from shared.db import partitions, pgcopy
 from shared.db.models.enums import Split
 from shared.db.partitions import partition
 from shared.db.pgcopy import Column
+from shared.db.session import driver_connection
 from shared.logging import get_logger
 from shared.metrics.rows import ObjectResults, RowBatch, RowTable
 
@@ -32,11 +33,7 @@ log = get_logger(__name__)
 ERROR_COLUMNS = ("cls", "loc", "both", "dupe", "bkg", "miss")
 
 
-def _pg(session: Session) -> psycopg.Connection[Any]:
-    return session.connection().connection.driver_connection  # type: ignore[return-value]
-
-
-driver_connection = _pg
+_pg = driver_connection
 
 
 @dataclass(frozen=True)

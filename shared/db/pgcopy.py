@@ -22,6 +22,8 @@ import psycopg
 from numpy.typing import NDArray
 from sqlalchemy.orm import Session
 
+from shared.db.session import driver_connection
+
 SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
 HEADER = SIGNATURE + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
 TRAILER = b"\xff\xff"
@@ -169,8 +171,7 @@ def copy_in(
 
 def copy_in_session(session: Session, table: str, columns: Sequence[Column]) -> None:
     """:func:`copy_in` on a SQLAlchemy session's connection (same transaction)."""
-    driver: psycopg.Connection[Any] = session.connection().connection.driver_connection  # type: ignore[assignment]
-    with driver.cursor() as cur:
+    with driver_connection(session).cursor() as cur:
         copy_in(cur, table, columns)
 
 

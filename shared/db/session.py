@@ -4,12 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
+import psycopg
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.settings import DatabaseSettings
+
+
+def driver_connection(session: Session) -> psycopg.Connection[Any]:
+    """The psycopg connection under a session (same transaction): for COPY and other driver-level calls."""
+    return session.connection().connection.driver_connection  # type: ignore[return-value]
 
 
 def make_engine(db: DatabaseSettings) -> Engine:

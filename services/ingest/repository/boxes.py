@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from shared.db.partitions import leaf_partition
 from shared.db.pgcopy import Column, copy_in_session
+from shared.db.session import driver_connection
 
 
 def replace_annotations(
@@ -68,10 +69,9 @@ def replace_predictions(
     if not len(box_rows):
         return
     order = _by_row(box_rows)
-    driver = session.connection().connection.driver_connection
     copy_in_session(
         session,
-        leaf_partition(driver, "predictions", run_id),  # type: ignore[arg-type]
+        leaf_partition(driver_connection(session), "predictions", run_id),
         [
             Column("model_run_id", "int8", np.full(len(box_rows), run_id, dtype=np.int64)),
             Column("data_row_id", "int8", box_rows[order].astype(np.int64)),

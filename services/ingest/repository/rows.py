@@ -11,6 +11,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from shared.db.models import DataRow
+from shared.db.session import driver_connection
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,7 @@ def upsert_rows(session: Session, rows: list[dict[str, Any]]) -> dict[str, tuple
         "media_type",
         "metadata",
     )
-    raw = session.connection().connection.driver_connection
+    raw = driver_connection(session)
     with raw.cursor() as cur, cur.copy(f"COPY ingest_rows_tmp ({', '.join(cols)}) FROM STDIN") as copy:  # type: ignore[union-attr]
         for r in rows:
             copy.write_row([*(r[c] for c in cols[:-1]), orjson.dumps(r["metadata"]).decode()])

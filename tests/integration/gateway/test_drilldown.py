@@ -6,9 +6,10 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import Engine, insert
+from sqlalchemy import Engine, insert, text
 
 from shared.db.models import ClassMetrics
+from shared.db.partitions import partition
 from tests.fixtures.gateway import World
 
 pytestmark = pytest.mark.integration
@@ -188,10 +189,6 @@ async def test_histogram_of_a_run_whose_partition_is_detached_counts_no_rows(
 ) -> None:
     """Indexed histograms read the run's partition directly; while it is detached (a bulk load in
     progress) they count what the gallery shows through the parent tables: nothing."""
-    from sqlalchemy import text
-
-    from shared.db.partitions import partition
-
     run = world.runs[0]
     table = "row_metrics" if class_name is None else "row_class_metrics"
     part = partition(table, run.id)

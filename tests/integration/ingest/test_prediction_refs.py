@@ -7,6 +7,7 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import IntegrityError
 
+from shared.db.partitions import leaf_partition
 from tests.integration.ingest.boxes import (
     COCO_GT,
     COCO_RESULTS,
@@ -74,12 +75,9 @@ async def test_the_run_partition_checks_references_as_the_parent_does(
     client: httpx.AsyncClient, engine: Engine
 ) -> None:
     """Ingest COPYs into the run's leaf partition (migration ingest02): the same checks fire there."""
-    from shared.db.partitions import leaf_partition
-
     _, run = await _seed(client)
     with engine.connect() as conn:
-        driver = conn.connection.driver_connection
-        leaf = leaf_partition(driver, "predictions", run)  # type: ignore[arg-type]
+        leaf = leaf_partition(conn.connection.driver_connection, "predictions", run)  # type: ignore[arg-type]
         held = (
             conn.execute(
                 text("SELECT DISTINCT tableoid::regclass::text FROM predictions WHERE model_run_id = :r"),

@@ -9,12 +9,11 @@ a run that already has results is never switched.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import psycopg
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.metrics import domain, repository, service
@@ -22,13 +21,6 @@ from shared.db import partitions
 from tests.fixtures.metrics import SeededRun, libpq, reset_run_results, seed_run
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def factory(db_url: str) -> Iterator[sessionmaker[Session]]:
-    eng = create_engine(db_url)
-    yield sessionmaker(eng, expire_on_commit=False)
-    eng.dispose()
 
 
 @pytest.fixture(scope="module")

@@ -8,26 +8,18 @@ from ``object_matches``; and digests that do not cover the run's rows exactly ar
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import fields
 from typing import Any
 
 import numpy as np
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.metrics import domain, repository, service
 from tests.fixtures.metrics import SeededRun, seed_run
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def factory(db_url: str) -> Iterator[sessionmaker[Session]]:
-    eng = create_engine(db_url)
-    yield sessionmaker(eng, expire_on_commit=False)
-    eng.dispose()
 
 
 @pytest.fixture(scope="module")

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import io
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.metrics import domain, repository, service
@@ -22,13 +21,6 @@ from shared.metrics.rows import evaluate_rows
 from tests.fixtures.metrics import SeededRun, coco_of_run, seed_run
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def factory(db_url: str) -> Iterator[sessionmaker[Session]]:
-    eng = create_engine(db_url)
-    yield sessionmaker(eng, expire_on_commit=False)
-    eng.dispose()
 
 
 def _compute_all(factory: sessionmaker[Session], run: SeededRun, chunk: int = 64) -> None:
