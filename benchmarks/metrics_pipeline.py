@@ -126,6 +126,7 @@ def main() -> None:
     )
     ap.add_argument("--redis-url", default="redis://127.0.0.1:6379/15")
     ap.add_argument("--debounce", type=float, default=0.5, help="aggregate_debounce_s for the workers")
+    ap.add_argument("--log-level", default="WARNING", help="workers' log level (INFO: each task's timings)")
     args = ap.parse_args()
 
     fresh_database(args.db_url)
@@ -151,6 +152,7 @@ def main() -> None:
             args.redis_url,
             BLINDSPOT_METRICS__AGGREGATE_DEBOUNCE_S=str(args.debounce),
             BLINDSPOT_CELERY__KEY_PREFIX=prefix,
+            BLINDSPOT_LOG_LEVEL=args.log_level,
         )
         app = client_app(args.db_url, args.redis_url, prefix)
         reset_run_results(args.db_url, run.model_run_id)

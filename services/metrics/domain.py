@@ -42,10 +42,17 @@ def _rank_in_group(
     keys: list[NDArray[np.int64]], conf: NDArray[np.float64], ids: NDArray[np.int64]
 ) -> NDArray[np.int64]:
     """Rank of each prediction inside its group (keys), by descending confidence then id."""
-    n = len(conf)
+    if len(conf) == 0:
+        return np.zeros(0, dtype=np.int64)
+    return _rank_in_order(np.lexsort((ids, -conf, *reversed(keys))), keys)
+
+
+def _rank_in_order(order: NDArray[np.int64], keys: list[NDArray[np.int64]]) -> NDArray[np.int64]:
+    """Rank of each prediction inside its group (keys), given an ``order`` that lists each group's
+    members together, in rank order."""
+    n = len(order)
     if n == 0:
         return np.zeros(0, dtype=np.int64)
-    order = np.lexsort((ids, -conf, *reversed(keys)))
     new = np.zeros(n, dtype=bool)
     new[0] = True
     for k in keys:
@@ -55,6 +62,24 @@ def _rank_in_group(
     rank = np.empty(n, dtype=np.int64)
     rank[order] = np.arange(n) - start
     return rank
+
+
+def _top_in_row(
+    rows: NDArray[np.int64], conf: NDArray[np.float64], ids: NDArray[np.int64], k: int
+) -> NDArray[np.bool_]:
+    """Whether each prediction is among the ``k`` best of its row (descending confidence, then id).
+
+    Only rows with more than ``k`` predictions are ranked (none, usually: no sort at all).
+    """
+    keep = np.ones(len(rows), dtype=bool)
+    if len(rows) == 0:
+        return keep
+    _, inverse, counts = np.unique(rows, return_inverse=True, return_counts=True)
+    crowded = np.nonzero(counts[inverse] > k)[0]
+    if len(crowded):
+        rank = _rank_in_group([rows[crowded]], conf[crowded], ids[crowded])
+        keep[crowded] = rank < k
+    return keep
 
 
 def _split_codes(
@@ -127,8 +152,9 @@ def class_metrics(
     code = {s: i for i, s in enumerate(split_names)}
     p_split = _split_codes(m.p_row, split_of, code)
     g_split = _split_codes(m.g_row, split_of, code)
-    rank_rc = _rank_in_group([m.p_row, m.p_cls], m.p_conf, m.p_id)
-    rank_r = _rank_in_group([m.p_row], m.p_conf, m.p_id)
+    # pycocotools order: class, then image ascending, each image's detections by score (stable by id).
+    gorder = np.lexsort((m.p_id, -m.p_conf, m.p_row, m.p_cls))
+    rank_rc = _rank_in_order(gorder, [m.p_cls, m.p_row])  # rank inside (image, class): maxDets
     tp_all = _bits(m.p_tp_mask)
     ign_all = _bits(m.p_ign_mask)
     status = _status(m)
@@ -143,11 +169,11 @@ def class_metrics(
     k_curve = k_run if k_run is not None else 0
     curve_tp = tp_all[k_curve]
     curve_fp = ~tp_all[k_curve] & ~ign_all[k_curve]
-    tide_incl = (rank_r < MAX_DETS_TIDE) & ~ign_all[0]
+    tide_incl = _top_in_row(m.p_row, m.p_conf, m.p_id, MAX_DETS_TIDE) & ~ign_all[0]
     tide_tp = tide_incl & tp_all[0]
-    # pycocotools order: class, then image ascending, each image's detections by score (stable by id).
-    gorder = np.lexsort((m.p_id, -m.p_conf, m.p_row, m.p_cls))
     g_ok = ~m.g_crowd
+    # Best score first, ties by position (the stable order every curve and TIDE's sort would make).
+    conf_order = np.argsort(-m.p_conf, kind="stable")
 
     out: list[dict[str, Any]] = []
     cells: list[tuple[str, int, int, int]] = []
@@ -176,15 +202,24 @@ def class_metrics(
             np.asarray(COCO_MAX_DETS, dtype=np.int64),
             COCO_REC_THRESHOLDS,
         )
+        so = conf_order[ps[conf_order]]  # the split's predictions in score order
+        to = so[tide_incl[so]]
         tide = tide_delta_ap(
-            m.p_cls[ps & tide_incl],
-            m.p_conf[ps & tide_incl],
-            tide_tp[ps & tide_incl],
-            m.p_tide[ps & tide_incl].astype(np.int8),
-            m.p_tide_fix[ps & tide_incl],
+            m.p_cls[to],
+            m.p_conf[to],
+            tide_tp[to],
+            m.p_tide[to].astype(np.int8),
+            m.p_tide_fix[to],
             m.g_cls[gs & g_ok],
             m.g_tide_miss[gs & g_ok],
+            presorted=True,
         )
+        # Each class's predictions in score order: a stable (radix) sort of the class positions.
+        cls_pos = np.searchsorted(classes, m.p_cls[so])
+        by_class = so[
+            np.argsort(cls_pos.astype(np.int16 if len(classes) < 2**15 else np.int64), kind="stable")
+        ]
+        bc_start = np.concatenate([[0], np.cumsum(np.bincount(cls_pos, minlength=len(classes)))])
         per_class: list[dict[str, Any]] = []
         for k, c in enumerate(classes.tolist()):
             sl = idx[c_start[k] : c_end[k]]
@@ -193,7 +228,8 @@ def class_metrics(
             tp_n = int(np.count_nonzero(run_tp[sl]))
             fp_n = int(np.count_nonzero(run_fp[sl]))
             p, r, f1 = prf(np.array([tp_n]), np.array([fp_n]), np.array([ng - tp_n]))
-            f1c = f1_curve(m.p_conf[sl], curve_tp[sl], curve_fp[sl], ng)
+            sc = by_class[bc_start[k] : bc_start[k + 1]]
+            f1c = f1_curve(m.p_conf[sc], curve_tp[sc], curve_fp[sc], ng, presorted=True)
             t = tide.per_class.get(int(c))
             row.update(
                 split=split,
@@ -215,7 +251,19 @@ def class_metrics(
         out.extend(per_class)
         out.append(
             _summary(
-                m, ps, gs, per_class, run_tp, run_fp, include, split, tide.run, tide.map, curve_tp, curve_fp
+                m,
+                ps,
+                so,
+                gs,
+                per_class,
+                run_tp,
+                run_fp,
+                include,
+                split,
+                tide.run,
+                tide.map,
+                curve_tp,
+                curve_fp,
             )
         )
         cells.extend((split, g, p, n) for (g, p), n in _confusion(m, ps, gs, include).items())
@@ -271,6 +319,7 @@ def _mean(values: list[float | None]) -> float | None:
 def _summary(
     m: Any,
     ps: NDArray[np.bool_],
+    so: NDArray[np.int64],
     gs: NDArray[np.bool_],
     per_class: list[dict[str, Any]],
     run_tp: NDArray[np.bool_],
@@ -288,7 +337,7 @@ def _summary(
     fp_n = int(np.count_nonzero(ps & run_fp))
     p, r, f1 = prf(np.array([tp_n]), np.array([fp_n]), np.array([num_gt - tp_n]))
     # The pooled F1 curve uses every prediction's flags at the run's IoU (not only those kept).
-    curve = f1_curve(m.p_conf[ps], curve_tp[ps], curve_fp[ps], num_gt)
+    curve = f1_curve(m.p_conf[so], curve_tp[so], curve_fp[so], num_gt, presorted=True)
     pcs = [c["pr_curve"] for c in per_class if c["pr_curve"] is not None]
     pr = None
     if pcs:

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from services.metrics import domain, repository
 from shared.db import partitions
-from shared.metrics.rows import evaluate_rows, grid_index
+from shared.metrics.rows import RowBatch, evaluate_rows, grid_index
 
 
 @dataclass(frozen=True)
@@ -81,6 +81,27 @@ def compute_rows(session: Session, model_run_id: int, data_row_ids: list[int]) -
     return ComputeRowsResult(model_run_id, len(member), int(keep.sum()))
 
 
+_ROW_COUNTS: dict[int, int] = {}  # run -> its row count when last looked up (a row count only grows)
+
+
+def bulk_load_complete(session: Session, model_run_id: int) -> bool:
+    """Whether the run is bulk loading its first computation and every row of it now has results.
+
+    Then no burst of row tasks is left to wait for: the aggregation (which builds the indexes and
+    attaches the tables) may start at once. Any other burst -- new rows, a threshold change's refresh
+    of an attached run -- keeps the debounce. Cheap on every call but the last few of a load: the
+    digests' stored lengths are compared with the run's row count as this process last counted it,
+    recounted only when they reach it. A scheduling hint, never a correctness condition.
+    """
+    if partitions.state(repository.driver_connection(session), model_run_id) != "loading":
+        return False
+    done = repository.digest_row_count(session, model_run_id)
+    if done < _ROW_COUNTS.get(model_run_id, 1):
+        return False
+    _ROW_COUNTS[model_run_id] = repository.run_row_count(session, model_run_id)
+    return done == _ROW_COUNTS[model_run_id] > 0
+
+
 @dataclass(frozen=True)
 class AggregateResult:
     model_run_id: int
@@ -122,6 +143,33 @@ def aggregate_run(
     rows, cells = domain.class_metrics(matches, split_of, run.iou_threshold, run.confidence_threshold)
     repository.replace_class_metrics(session, model_run_id, rows, cells)
     return AggregateResult(model_run_id, len(rows), len(cells), by_sql, refresh)
+
+
+def warm_kernels() -> None:
+    """Load (or compile) the numba kernels of a row task and of an aggregation on a two-row batch.
+
+    A new worker process otherwise pays ~0.9 s of kernel loading inside its first task (cached
+    machine code read back and linked); a worker calls this in a background thread at start.
+    """
+    i64, f64 = np.int64, np.float64
+    batch = RowBatch(
+        row_ids=np.array([1, 2], dtype=i64),
+        pred_id=np.array([1, 2, 3], dtype=i64),
+        pred_row=np.array([1, 1, 2], dtype=i64),
+        pred_cls=np.array([1, 2, 1], dtype=i64),
+        pred_box=np.array([[0, 0, 10, 10], [1, 1, 10, 10], [5, 5, 4, 4]], dtype=f64),
+        pred_score=np.array([0.9, 0.8, 0.7], dtype=f64),
+        gt_id=np.array([1, 2], dtype=i64),
+        gt_row=np.array([1, 2], dtype=i64),
+        gt_cls=np.array([1, 2], dtype=i64),
+        gt_box=np.array([[0, 0, 10, 10], [0, 0, 3, 3]], dtype=f64),
+        gt_area=np.array([100.0, 9.0], dtype=f64),
+        gt_crowd=np.array([False, False]),
+    )
+    ev = evaluate_rows(batch, 0.5, 0.25)
+    preds, gts = repository.digest_records(ev.objects, np.ones(len(ev.objects.object_id), dtype=bool))
+    matches = repository.stored_matches_from_digest(preds, gts)
+    domain.class_metrics(matches, {1: "train", 2: "validation"}, 0.5, 0.25)
 
 
 def run_status(session: Session, model_run_id: int) -> dict[str, Any] | None:

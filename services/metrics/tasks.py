@@ -6,7 +6,8 @@ the run's result tables to loading tables, and the aggregation indexes and attac
 ``metrics.compute_rows`` -> per-object/per-row metrics of a row set, then a debounced
 ``metrics.aggregate_run`` (each row task stores a fresh token in Redis and schedules the aggregation
 ``settings.metrics.aggregate_debounce_s`` later; only the task holding the latest token runs, so N row tasks in a burst
-cause one aggregation shortly after the last).
+cause one aggregation shortly after the last). The last row task of a bulk load (a large run's first
+computation) schedules it at once: nothing is left to wait for.
 
 A delayed message can die with the worker holding it. So each scheduled aggregation is also recorded as
 *pending* (a Redis sorted set: run -> when it is due), cleared only by the aggregation holding the current
@@ -17,6 +18,7 @@ lost. A running aggregation holds a lease on its entry, so a long one is not re-
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from functools import lru_cache
@@ -24,6 +26,7 @@ from typing import Any
 
 import redis
 from celery import bootsteps
+from celery.signals import worker_process_init
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.metrics import service
@@ -68,13 +71,14 @@ return 0
 """
 
 
-def schedule_aggregate(model_run_id: int, task_seconds: float = 0.0) -> None:
+def schedule_aggregate(model_run_id: int, task_seconds: float = 0.0, *, now: bool = False) -> None:
     """Schedule the run's aggregation after the debounce, or twice this row task's duration if longer.
 
     Row tasks of a burst finish about one task duration apart (per worker), so waiting twice that
-    keeps the aggregation from running between them on a slow or loaded machine.
+    keeps the aggregation from running between them on a slow or loaded machine. ``now``: every row
+    of the run has results, there is no burst left to wait for.
     """
-    countdown = max(get_settings().metrics.aggregate_debounce_s, 2.0 * task_seconds)
+    countdown = 0.0 if now else max(get_settings().metrics.aggregate_debounce_s, 2.0 * task_seconds)
     token = uuid.uuid4().hex
     pipe = _redis().pipeline()
     pipe.set(_debounce_key(model_run_id), token, ex=24 * 3600)
@@ -86,6 +90,20 @@ def schedule_aggregate(model_run_id: int, task_seconds: float = 0.0) -> None:
         AggregateRunPayload(model_run_id=model_run_id, debounce_token=token),
         countdown=countdown,
     )
+
+
+@worker_process_init.connect
+def _warm_kernels(**_: Any) -> None:
+    """Each pool process loads its numba kernels in the background right after it starts (a task
+    arriving meanwhile waits on the same kernels' compile lock, never on a second load)."""
+
+    def warm() -> None:
+        try:
+            service.warm_kernels()
+        except Exception as exc:  # only an optimisation: the first task loads them otherwise
+            log.warning("metrics kernels not warmed", error=str(exc))
+
+    threading.Thread(target=warm, name="warm-kernels", daemon=True).start()
 
 
 @house_task(app, TaskName.metrics_compute_rows)
@@ -102,16 +120,28 @@ def compute_rows(**kwargs: Any) -> dict[str, Any]:
     with session_scope(_sessions()) as session:
         result = service.compute_rows(session, payload.model_run_id, payload.data_row_ids)
         if not result.skipped:
-            on_commit(session, lambda: schedule_aggregate(payload.model_run_id, time.monotonic() - started))
+            on_commit(session, lambda: _after_rows(payload.model_run_id, time.monotonic() - started))
             if get_settings().metrics.embed_objects:
                 objects = EmbedObjectsPayload(
                     model_run_id=payload.model_run_id, data_row_ids=payload.data_row_ids
                 )
                 on_commit(session, lambda: send(app, TaskName.search_embed_objects, objects))
     log.info(
-        "metrics rows computed", model_run_id=result.model_run_id, rows=result.rows, objects=result.objects
+        "metrics rows computed",
+        model_run_id=result.model_run_id,
+        rows=result.rows,
+        objects=result.objects,
+        seconds=round(time.monotonic() - started, 3),
     )
     return {"rows": result.rows, "objects": result.objects}
+
+
+def _after_rows(model_run_id: int, task_seconds: float) -> None:
+    """A row set's results committed: the run's aggregation, at once when this was the last row set of
+    a bulk load (its first computation)."""
+    with session_scope(_sessions()) as session:
+        complete = service.bulk_load_complete(session, model_run_id)
+    schedule_aggregate(model_run_id, task_seconds, now=complete)
 
 
 @house_task(app, TaskName.metrics_aggregate_run)
@@ -128,10 +158,12 @@ def aggregate_run(**kwargs: Any) -> dict[str, Any]:
     # A bulk-loaded run: its gallery indexes are built while the aggregation reads the matches, and
     # the tables are attached in the aggregation's transaction (rows and per-class metrics appear
     # together).
+    started = time.monotonic()
     build = service.start_index_build(
         settings.database.libpq_url, payload.model_run_id, settings.metrics.bulk_index_parallel
     )
     attached = False
+    t_aggregated = t_indexed = started
     try:
         with session_scope(_sessions()) as session:
             result = service.aggregate_run(
@@ -140,8 +172,10 @@ def aggregate_run(**kwargs: Any) -> dict[str, Any]:
                 thresholds_changed=payload.thresholds_changed,
                 chunk_rows=get_settings().metrics.refresh_chunk_rows,
             )
+            t_aggregated = time.monotonic()
             if build is not None:
                 attached = service.attach_bulk_load(session, build, payload.model_run_id)
+            t_indexed = time.monotonic()
 
             def refresh() -> None:
                 for chunk in result.rows_to_recompute:
@@ -165,6 +199,9 @@ def aggregate_run(**kwargs: Any) -> dict[str, Any]:
         classes=result.classes,
         rows_by_sql=result.rows_recomputed_by_sql,
         bulk_load_attached=attached,
+        seconds_aggregation=round(t_aggregated - started, 3),
+        seconds_index_wait_attach=round(t_indexed - t_aggregated, 3),
+        seconds=round(time.monotonic() - started, 3),
     )
     return {"classes": result.classes, "cells": result.cells, "rows_by_sql": result.rows_recomputed_by_sql}
 

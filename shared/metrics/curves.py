@@ -50,14 +50,18 @@ def f1_curve(
     fp: NDArray[np.bool_],
     num_gt: int,
     grid: NDArray[np.float64] = CONF_GRID,
+    *,
+    presorted: bool = False,
 ) -> F1Curve:
     """F1 versus confidence at one IoU threshold.
 
     scores ``(N,)``; tp/fp ``(N,)`` (an ignored prediction is neither); num_gt non-ignored GT.
-    F1 = 2 TP / (2 TP + FP + FN) with FN = num_gt - TP.
+    F1 = 2 TP / (2 TP + FP + FN) with FN = num_gt - TP. ``presorted``: the inputs are already in
+    descending score order (the curve is read only where the score changes, so the order of ties
+    does not matter).
     """
     s = np.asarray(scores, dtype=np.float64)
-    order = np.argsort(-s, kind="mergesort")
+    order = slice(None) if presorted else np.argsort(-s, kind="mergesort")
     s_sorted = s[order]
     ctp = np.concatenate([[0.0], np.cumsum(np.asarray(tp, dtype=bool)[order], dtype=np.float64)])
     cfp = np.concatenate([[0.0], np.cumsum(np.asarray(fp, dtype=bool)[order], dtype=np.float64)])

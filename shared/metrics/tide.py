@@ -226,6 +226,58 @@ def tide_ap(is_true_sorted: NDArray[np.bool_], num_gt: int) -> float:
     return float(y.sum() / len(_X_RANGE))
 
 
+@numba.njit(cache=True, nogil=True)  # type: ignore[misc]
+def _class_points(
+    point_class: NDArray[np.int64],
+    keep: NDArray[np.bool_],
+    true: NDArray[np.bool_],
+    num_gt: NDArray[np.int64],
+    x_range: NDArray[np.float64],
+) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+    """``tide_ap``'s interpolated precision points of every class in one pass, and each class's count.
+
+    point_class ``(P,)``: a class index (-1: none of the classes), in descending score order; ``keep``
+    the points that take part. Returns ``(C, len(x_range))`` points (zeros where the class has no GT
+    or no point) whose row mean is the class's AP, exactly as ``tide_ap`` computes it.
+    """
+    n_cls = len(num_gt)
+    counts = np.zeros(n_cls, dtype=np.int64)
+    for i in range(len(point_class)):
+        if keep[i] and point_class[i] >= 0:
+            counts[point_class[i]] += 1
+    start = np.zeros(n_cls + 1, dtype=np.int64)
+    for c in range(n_cls):
+        start[c + 1] = start[c] + counts[c]
+    fill = start[:n_cls].copy()
+    flags = np.zeros(start[n_cls], dtype=np.bool_)
+    for i in range(len(point_class)):
+        c = point_class[i]
+        if keep[i] and c >= 0:
+            flags[fill[c]] = true[i]
+            fill[c] += 1
+    points = np.zeros((n_cls, len(x_range)), dtype=np.float64)
+    for c in range(n_cls):
+        m, g = counts[c], num_gt[c]
+        if g <= 0 or m == 0:
+            continue
+        precision = np.empty(m, dtype=np.float64)
+        recall = np.empty(m, dtype=np.float64)
+        tp = 0.0
+        for i in range(m):
+            if flags[start[c] + i]:
+                tp += 1.0
+            precision[i] = tp / (i + 1.0)
+            recall[i] = tp / g
+        for i in range(m - 2, -1, -1):
+            precision[i] = max(precision[i], precision[i + 1])
+        j = 0
+        for k in range(len(x_range)):
+            while j < m and recall[j] < x_range[k]:  # searchsorted(recall, x, "left"), x ascending
+                j += 1
+            points[c, k] = precision[j] if j < m else 0.0
+    return points, counts
+
+
 @dataclass(frozen=True)
 class TideDelta:
     """dAP of each main error type: per class (``class_id -> {type: dAP}``) and for the run (mAP).
@@ -248,6 +300,8 @@ def tide_delta_ap(
     pred_fix_class: NDArray[np.int64],
     gt_cls: NDArray[np.int64],
     gt_miss: NDArray[np.bool_],
+    *,
+    presorted: bool = False,
 ) -> TideDelta:
     """TIDE dAP from classified objects (predictions that take part; non-crowd GT).
 
@@ -255,7 +309,12 @@ def tide_delta_ap(
     TP of (-1 when fixing removes it). gt_cls ``(G,)`` non-crowd GT classes, gt_miss ``(G,)`` ``miss``.
     """
     cls = np.asarray(pred_cls, dtype=np.int64)
-    order = np.argsort(-np.asarray(pred_score, dtype=np.float64), kind="mergesort")
+    # ``presorted``: already in the stable descending-score order (ties matter here: kept as given).
+    order = (
+        np.arange(len(cls))
+        if presorted
+        else np.argsort(-np.asarray(pred_score, dtype=np.float64), kind="mergesort")
+    )
     cls_s = cls[order]
     tp_s = np.asarray(pred_tp, dtype=bool)[order]
     err_s = np.asarray(pred_error, dtype=np.int8)[order]
@@ -266,16 +325,29 @@ def tide_delta_ap(
     num_gt = {c: int(np.count_nonzero(gcls == c)) for c in classes}
     miss_gt = {c: int(np.count_nonzero((gcls == c) & miss)) for c in classes}
 
+    class_ids = np.asarray(classes, dtype=np.int64)
+
+    def index_of(values: NDArray[np.int64]) -> NDArray[np.int64]:
+        """Position of each class id in ``classes`` (-1: not one of them)."""
+        if len(class_ids) == 0:
+            return np.full(len(values), -1, dtype=np.int64)
+        pos = np.minimum(np.searchsorted(class_ids, values), len(class_ids) - 1)
+        return np.where(class_ids[pos] == values, pos, -1)
+
+    cls_index, fix_index = index_of(cls_s), index_of(fix_s)
+
     def class_aps(
-        point_cls: NDArray[np.int64], keep: NDArray[np.bool_], true: NDArray[np.bool_], gts: dict[int, int]
+        point_index: NDArray[np.int64], keep: NDArray[np.bool_], true: NDArray[np.bool_], gts: dict[int, int]
     ) -> dict[int, float | None]:
+        """``tide_ap`` of each class's kept points (one compiled pass; same numbers, tested)."""
+        counts_gt = np.asarray([gts[c] for c in classes], dtype=np.int64)
+        points, counts = _class_points(point_index, keep, true, counts_gt, _X_RANGE)
         out: dict[int, float | None] = {}
-        for c in classes:
-            sel = keep & (point_cls == c)
-            if not sel.any() and gts[c] == 0:
+        for k, c in enumerate(classes):
+            if counts[k] == 0 and gts[c] == 0:
                 out[c] = None  # empty class: not part of the mAP
                 continue
-            out[c] = tide_ap(true[sel], gts[c])
+            out[c] = float(points[k].sum() / len(_X_RANGE))
         return out
 
     def mean(aps: dict[int, float | None]) -> float | None:
@@ -283,23 +355,23 @@ def tide_delta_ap(
         return sum(vals) / len(vals) if vals else None
 
     keep_all = np.ones(len(cls_s), dtype=bool)
-    base = class_aps(cls_s, keep_all, tp_s, num_gt)
+    base = class_aps(cls_index, keep_all, tp_s, num_gt)
     base_map = mean(base)
     per_class: dict[int, dict[str, float]] = {c: {} for c in classes}
     run: dict[str, float] = {}
     for name in MAIN_ERRORS:
         code = ERROR_CODES[name]
         gts = dict(num_gt)
-        point_cls, keep, true = cls_s, keep_all, tp_s
+        point_index, keep, true = cls_index, keep_all, tp_s
         if name == "miss":
             gts = {c: num_gt[c] - miss_gt[c] for c in classes}
         else:
             hit = err_s == code
             fixed = hit & (fix_s >= 0)
-            point_cls = np.where(fixed, fix_s, cls_s)
+            point_index = np.where(fixed, fix_index, cls_index)
             keep = ~hit | fixed
             true = tp_s | fixed
-        aps = class_aps(point_cls, keep, true, gts)
+        aps = class_aps(point_index, keep, true, gts)
         for c in classes:
             b, a = base[c], aps[c]
             per_class[c][name] = (a or 0.0) - (b or 0.0)

@@ -39,13 +39,14 @@ def test_encode_round_trips_every_type(conn) -> None:  # type: ignore[no-untyped
     g = rng.random((n, 4))
     g[rng.random((n, 4)) < 0.2] = np.nan
     h_null = rng.random(n) < 0.3
+    b_null = rng.random(n) < 0.1
     labels = ["TP", "", "ünïcødé"]
     copy_in(
         conn.cursor(),
         "t",
         [
             Column("a", "int8", a),
-            Column("b", "int4", b, null=rng.random(n) < 0.1),
+            Column("b", "int4", b, null=b_null),
             Column("c", "int2", c),
             Column("d", "float8", d, null=np.arange(n) == 7),
             Column("e", "bool", e),
@@ -54,10 +55,11 @@ def test_encode_round_trips_every_type(conn) -> None:  # type: ignore[no-untyped
             Column("h", "int8", a, null=h_null),
         ],
     )
-    got = conn.execute("SELECT a, c, d, e, f, g, h FROM t").fetchall()
+    got = conn.execute("SELECT a, b, c, d, e, f, g, h FROM t").fetchall()
     assert len(got) == n
-    for i, (ga, gc, gd, ge, gf, gg, gh) in enumerate(got):
+    for i, (ga, gb, gc, gd, ge, gf, gg, gh) in enumerate(got):
         assert ga == a[i] and gc == c[i] and ge == bool(e[i])
+        assert gb is None if b_null[i] else gb == b[i]
         assert gd is None if i == 7 else gd == d[i]
         assert gf is None if i == 9 else gf == labels[f[i]]
         if i % 50 == 1:

@@ -102,9 +102,13 @@ def test_bulk_load_equals_the_indexed_path(
     assert status is not None and status["loading"] is True
     assert status["rows_with_metrics"] == len(run.row_ids)
     assert visible == 0  # the gallery does not see a run while it loads
+    with factory() as s:  # every row loaded: the aggregation need not wait for more row tasks
+        assert service.bulk_load_complete(s, rid) is True
 
     assert _aggregate(db_url, factory, rid) is True
     assert _state(db_url, rid) == "attached"
+    with factory() as s:  # attached: a later burst (new rows, a threshold refresh) keeps the debounce
+        assert service.bulk_load_complete(s, rid) is False
     assert _snapshot(factory, rid) == expected
     with factory() as s:
         for table in partitions.RESULT_TABLES:
@@ -138,6 +142,8 @@ def test_rows_after_the_attach_still_land(
         assert service.prepare_bulk_load(s, rid, min_rows=1) is True
     half = len(run.row_ids) // 2
     _compute(factory, run, run.row_ids[:half])
+    with factory() as s:
+        assert service.bulk_load_complete(s, rid) is False  # half of the rows still to come
     assert _aggregate(db_url, factory, rid) is True
     _compute(factory, run, run.row_ids[half:])
     assert _aggregate(db_url, factory, rid) is False

@@ -6,6 +6,7 @@ from __future__ import annotations
 import struct
 
 import numpy as np
+import pytest
 
 from shared.db.pgcopy import Column, encode
 
@@ -23,3 +24,10 @@ def test_binary_copy_payload_layout() -> None:
     first = struct.unpack(">hiqidib", body[: 2 + 12 + 12 + 5])
     assert first == (3, 8, 1, 8, 0.5, 1, 1)
     assert len(body) == 2 * (2 + 12 + 12 + 5)
+
+
+def test_text_codes_outside_the_labels_are_refused() -> None:
+    with pytest.raises(ValueError, match="label codes"):
+        encode([Column("s", "text", np.array([0, 2]), labels=["TP", "FP"])])
+    # A NULL row's code is not looked at.
+    encode([Column("s", "text", np.array([0, 7]), null=np.array([False, True]), labels=["TP", "FP"])])

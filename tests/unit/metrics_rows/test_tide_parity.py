@@ -138,3 +138,26 @@ def test_error_types_by_hand() -> None:
     # The cls error pairs with GT 3 in the confusion matrix.
     status = dict(zip(o.object_id.tolist(), o.matched_object_id.tolist(), strict=True))
     assert status[4] == 13 and status[13] == 4 and status[5] == -1
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_class_aps_in_one_pass_equal_tide_ap_per_class(seed: int) -> None:
+    """tide_delta_ap's compiled per-class pass gives tide_ap's numbers bit for bit (ties in score,
+    classes without GT or without points, fixed classes outside the class list)."""
+    from shared.metrics.tide import _X_RANGE, _class_points, tide_ap
+
+    rng = np.random.default_rng(seed)
+    n = 3000
+    classes = np.array([1, 2, 3, 5, 8], dtype=np.int64)
+    point_cls = rng.choice(np.array([1, 2, 3, 5, 8, 42]), n)  # 42: not a class of the run
+    keep = rng.random(n) < 0.8
+    true = rng.random(n) < 0.4
+    num_gt = np.array([300, 0, 120, 7, 0], dtype=np.int64)
+    keep[point_cls == 8] = False  # a class with neither points nor GT
+    pos = np.minimum(np.searchsorted(classes, point_cls), len(classes) - 1)
+    index = np.where(classes[pos] == point_cls, pos, -1)
+    points, counts = _class_points(index, keep, true, num_gt, _X_RANGE)
+    for k, c in enumerate(classes.tolist()):
+        sel = keep & (point_cls == c)
+        assert counts[k] == np.count_nonzero(sel)
+        assert float(points[k].sum() / len(_X_RANGE)) == tide_ap(true[sel], int(num_gt[k]))
