@@ -71,7 +71,7 @@ def aggregate_seconds(url: str, run_id: int) -> float:
 
 
 def wait_with_watchdog(
-    args: argparse.Namespace, app: object, run: object, start: float
+    args: argparse.Namespace, app: object, run: object, start: float, prefix: str
 ) -> tuple[float, float, int]:
     """``wait_aggregated``, re-sending the rows still missing when nothing progresses for 60 s.
 
@@ -81,7 +81,15 @@ def wait_with_watchdog(
     resent = 0
     while True:
         try:
-            t_rows, t_all = wait_aggregated(args.db_url, run.model_run_id, args.rows, start, timeout=0)  # type: ignore[attr-defined]
+            t_rows, t_all = wait_aggregated(
+                args.db_url,
+                run.model_run_id,
+                args.rows,
+                start,
+                0,
+                redis_url=args.redis_url,
+                key_prefix=prefix,  # type: ignore[attr-defined]
+            )
             return t_rows, t_all, resent
         except TimeoutError:
             pass
@@ -95,7 +103,15 @@ def wait_with_watchdog(
             if done != last:
                 last, last_change = done, time.monotonic()
             if done >= args.rows:
-                t_rows, t_all = wait_aggregated(args.db_url, run.model_run_id, args.rows, start, timeout=600)  # type: ignore[attr-defined]
+                t_rows, t_all = wait_aggregated(
+                    args.db_url,
+                    run.model_run_id,
+                    args.rows,
+                    start,
+                    600,
+                    redis_url=args.redis_url,
+                    key_prefix=prefix,  # type: ignore[attr-defined]
+                )
                 return t_rows, t_all, resent
             if time.monotonic() - last_change > 60:
                 with psycopg.connect(libpq(args.db_url)) as conn:
@@ -162,7 +178,7 @@ def main() -> None:
             wait_ready(app, n)
             start = time.monotonic()
             tasks = enqueue_run(app, run.model_run_id, run.row_ids, args.chunk)
-            t_rows, t_all, resent = wait_with_watchdog(args, app, run, start)
+            t_rows, t_all, resent = wait_with_watchdog(args, app, run, start, prefix)
         finally:
             for p in procs:
                 stop_worker(p)

@@ -104,7 +104,15 @@ def main() -> None:
                 victim = rnd.randrange(len(procs))
                 stop_worker(procs[victim], signal.SIGKILL)
                 procs[victim] = start_worker(env, f"death-{i}-{victim}")
-        _, t_all = wait_aggregated(args.db_url, run.model_run_id, args.rows, start, timeout=900)
+        _, t_all = wait_aggregated(
+            args.db_url,
+            run.model_run_id,
+            args.rows,
+            start,
+            timeout=900,
+            redis_url=args.redis_url,
+            key_prefix=prefix,
+        )
     finally:
         for p in procs:
             stop_worker(p)

@@ -15,7 +15,6 @@ import time
 import uuid
 from typing import Any
 
-import psycopg
 import pytest
 import redis
 from celery.result import allow_join_result
@@ -25,15 +24,14 @@ from sqlalchemy.orm import sessionmaker
 from services.metrics import domain, service
 from shared.celery import send
 from shared.contracts.tasks import AggregateRunPayload, ComputeRowsPayload, TaskName
-from shared.db.partitions import partition
 from tests.fixtures.metrics import (
     client_app,
     enqueue_run,
-    libpq,
     reset_run_results,
     seed_run,
     start_worker,
     stop_worker,
+    wait_aggregated,
     wait_ready,
     worker_env,
 )
@@ -86,32 +84,6 @@ def _snapshot(db_url: str, run_id: int) -> dict[str, Any]:
     return out
 
 
-def _wait_settled(db_url: str, prefix: str, run_id: int, n_rows: int, timeout: float) -> None:
-    """Until every row has metrics, the run was aggregated and no aggregation is pending (the one
-    holding the latest token clears the run's pending entry once committed), twice 0.5 s apart.
-
-    By state, not by time: the workers may well finish before the first look (wait_aggregated's rule,
-    an aggregation that started after the rows were first seen complete, would then wait forever).
-    """
-    r = redis.Redis.from_url(REDIS_URL)
-    pending = f"{prefix}blindspot:metrics:aggregate-pending"
-    settled = 0
-    end = time.monotonic() + timeout
-    with psycopg.connect(libpq(db_url), autocommit=True) as conn:
-        while time.monotonic() < end:
-            n, agg = conn.execute(
-                f"SELECT (SELECT count(*) FROM {partition('row_metrics', run_id)}),"
-                " (SELECT aggregated_at FROM model_runs WHERE id = %s)",
-                (run_id,),
-            ).fetchone()  # type: ignore[misc]
-            idle = r.zscore(pending, str(run_id)) is None
-            settled = settled + 1 if (n >= n_rows and agg is not None and idle) else 0
-            if settled >= 2:
-                return
-            time.sleep(0.5)
-    raise TimeoutError(f"run {run_id} not settled within {timeout}s")
-
-
 def test_kill9_and_duplicates_lose_nothing_and_count_nothing_twice(db_url: str) -> None:
     run = seed_run(db_url, 5000, seed=5, crowd_frac=0.02, empty_rows=20)
     # Undisturbed reference, in-process.
@@ -153,7 +125,10 @@ def test_kill9_and_duplicates_lose_nothing_and_count_nothing_twice(db_url: str) 
             procs[victim] = start_worker(env, f"rel-{i}-{victim}")
         # The debounced (delayed) aggregate_run may die with a killed worker that held it: the workers'
         # sweeper re-sends it (sweep_grace_s after it was due), so the run completes without any help.
-        _wait_settled(db_url, prefix, run.model_run_id, len(run.row_ids), timeout=240)
+        start = time.monotonic()
+        wait_aggregated(
+            db_url, run.model_run_id, len(run.row_ids), start, 240, redis_url=REDIS_URL, key_prefix=prefix
+        )
         after_kills = _snapshot(db_url, run.model_run_id)
         # 2. Every task delivered twice (duplicates, redeliveries): results must not change. The
         # results are read after one explicit aggregation sent once the duplicates are done.
