@@ -74,12 +74,14 @@ def _rows_done(url: str, run_id: int, n_rows: int, since: float, timeout: float)
     raise TimeoutError("rows not done")
 
 
-def _machine_busy_seconds() -> float:
-    """CPU time the whole machine has spent busy so far (/proc/stat: all but idle and iowait)."""
+def _machine_cpu_seconds() -> tuple[float, float]:
+    """(busy, waiting for I/O) CPU time of the whole machine so far, from /proc/stat (busy: user, nice,
+    system, irq, softirq, steal)."""
     import os
 
-    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+    f = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
+    tick = os.sysconf("SC_CLK_TCK")
+    return (f[0] + f[1] + f[2] + f[5] + f[6] + f[7]) / tick, f[4] / tick
 
 
 def metrics(args: argparse.Namespace) -> None:
@@ -88,7 +90,7 @@ def metrics(args: argparse.Namespace) -> None:
     Each round also prints the workers' CPU time and the whole machine's busy CPU time (workers,
     Postgres, Redis, this harness): equal CPU-seconds per 1,000 rows for 1 and 2 workers with both
     CPUs busy means the work scales and a ratio below 2 is the machine's; idle CPU in the 2-worker
-    round would mean the workers wait on each other.
+    round would mean the workers wait, on each other or (the I/O wait printed) on the disk.
     """
     fresh_database(args.db_url)
     run = seed_run(args.db_url, args.rows, seed=2)
@@ -115,17 +117,19 @@ def metrics(args: argparse.Namespace) -> None:
                 reset_run_results(args.db_url, run.model_run_id)
                 vacuum_results(args.db_url)
                 groups = {p.pid for p in procs}  # start_new_session: each worker leads its process group
-                cpu0, busy0, start = _cpu_seconds(groups), _machine_busy_seconds(), time.monotonic()
+                cpu0, (busy0, io0), start = _cpu_seconds(groups), _machine_cpu_seconds(), time.monotonic()
                 enqueue_run(app, run.model_run_id, run.row_ids, args.chunk)
                 took = _rows_done(args.db_url, run.model_run_id, args.rows, start, 1800)
-                cpu, busy = _cpu_seconds(groups) - cpu0, _machine_busy_seconds() - busy0
+                busy1, io1 = _machine_cpu_seconds()
+                cpu, busy, iowait = _cpu_seconds(groups) - cpu0, busy1 - busy0, io1 - io0
             finally:
                 for p in procs:
                     stop_worker(p)
             best[n] = min(best[n], took)
             print(
                 f"  round {r + 1}, {n} worker(s): {took:.2f}s; workers' CPU {cpu:.1f}s; machine busy"
-                f" {busy:.1f} CPU-s ({busy / took:.2f} CPUs, {1000 * busy / args.rows:.3f} CPU-s per 1,000 rows)"
+                f" {busy:.1f} CPU-s ({busy / took:.2f} CPUs, {1000 * busy / args.rows:.3f} CPU-s per 1,000 rows),"
+                f" waiting for I/O {iowait / took:.2f} CPUs"
             )
     for n in (1, 2):
         print(

@@ -270,7 +270,8 @@ class MetricsSettings(BaseModel):
         default=2.0,
         ge=0,
         description="Per-class aggregation of a run starts this long after its last metrics.compute_rows"
-        " task (N row tasks in a burst cause one aggregation).",
+        " task (N row tasks in a burst cause one aggregation); the last row task of a bulk load (a large"
+        " run's first computation) starts it at once.",
     )
     refresh_chunk_rows: int = Field(
         default=1000,

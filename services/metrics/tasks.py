@@ -139,8 +139,12 @@ def compute_rows(**kwargs: Any) -> dict[str, Any]:
 def _after_rows(model_run_id: int, task_seconds: float) -> None:
     """A row set's results committed: the run's aggregation, at once when this was the last row set of
     a bulk load (its first computation)."""
-    with session_scope(_sessions()) as session:
-        complete = service.bulk_load_complete(session, model_run_id)
+    complete = False
+    try:
+        with session_scope(_sessions()) as session:
+            complete = service.bulk_load_complete(session, model_run_id)
+    except Exception as exc:  # only a hint: the debounced aggregation is scheduled whatever happens here
+        log.warning("bulk load completeness not checked", model_run_id=model_run_id, error=str(exc))
     schedule_aggregate(model_run_id, task_seconds, now=complete)
 
 
