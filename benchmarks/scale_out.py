@@ -95,8 +95,15 @@ def metrics(args: argparse.Namespace) -> None:
     CPUs busy means the work scales and a ratio below 2 is the machine's; idle CPU in the 2-worker
     round would mean the workers wait, on each other or (the I/O wait printed) on the disk.
     """
+    import os
+
+    cpus = sorted(os.sched_getaffinity(0))
+    pin = args.pin and len(cpus) >= 2
     fresh_database(args.db_url)
     run = seed_run(args.db_url, args.rows, seed=2)
+    print(
+        f"metrics: {'each worker pinned to its own CPU' if pin else 'workers not pinned'} ({len(cpus)} CPUs)"
+    )
     best: dict[int, float] = {1: float("inf"), 2: float("inf")}
     for r in range(args.repeats):
         for n in (1, 2):
@@ -111,8 +118,15 @@ def metrics(args: argparse.Namespace) -> None:
             app = client_app(args.db_url, args.redis_url, prefix)
             reset_run_results(args.db_url, run.model_run_id)
             vacuum_results(args.db_url)
-            procs = [start_worker(env, f"scale{n}-{i}") for i in range(n)]
+            procs = []
             try:
+                for i in range(n):
+                    if pin:  # a child inherits its parent's CPU set at fork
+                        os.sched_setaffinity(0, {cpus[i % len(cpus)]})
+                    try:
+                        procs.append(start_worker(env, f"scale{n}-{i}"))
+                    finally:
+                        os.sched_setaffinity(0, cpus)
                 wait_ready(app, n)
                 # Warm-up task (numba kernels load from cache in each new worker process).
                 enqueue_run(app, run.model_run_id, run.row_ids[: n * 10], 10)
@@ -318,6 +332,12 @@ def main() -> None:
     m.add_argument("--repeats", type=int, default=1)
     m.add_argument("--db-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/blindspot_bench_scale")
     m.add_argument("--redis-url", default="redis://127.0.0.1:6379/15")
+    m.add_argument(
+        "--pin",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="one CPU per worker process (Postgres stays unpinned)",
+    )
     m.set_defaults(fn=metrics)
     i = sub.add_parser("inference", help="images through the inference queue (ONNX Runtime, CPU)")
     i.add_argument("--images", type=int, default=512)

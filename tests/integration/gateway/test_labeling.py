@@ -234,3 +234,37 @@ async def test_compare_two_runs(gw: httpx.AsyncClient, world: World) -> None:
         elif status in expected_gt:
             assert expected_gt[status] <= got
     assert summary["counts"]["fixed"] > 0 and summary["counts"]["new_error"] > 0
+
+
+async def test_a_write_is_committed_before_its_response_starts(
+    gateway_app: Any, world: World, engine: Engine
+) -> None:
+    """The request's transaction commits before the first byte of the response: a client that gets
+    201 and at once uses what it created (another request, another connection) finds it. With the
+    session dependency's default scope FastAPI commits only after the response is sent, and the
+    demo's "create a project, then a batch in it" lost that race (404 "labeling project not found")."""
+    name = f"committed-{uuid.uuid4().hex[:8]}"
+    seen: list[int] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": f'{{"name": "{name}"}}'.encode(), "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            seen.append(message["status"])
+            with engine.connect() as conn:  # what any other connection sees as the response starts
+                seen.append(
+                    conn.execute(
+                        text("SELECT count(*) FROM labeling_projects WHERE name = :n"), {"n": name}
+                    ).scalar_one()
+                )
+
+    headers = [(k.lower().encode(), v.encode()) for k, v in world.ws.h(world.ws.write).items()]
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+        "scheme": "http", "path": "/v1/projects", "raw_path": b"/v1/projects", "query_string": b"",
+        "root_path": "", "headers": [(b"host", b"gateway"), (b"content-type", b"application/json"), *headers],
+        "client": ("127.0.0.1", 1), "server": ("gateway", 80), "state": {},
+    }  # fmt: skip
+    await gateway_app(scope, receive, send)
+    assert seen == [201, 1]
