@@ -97,10 +97,7 @@ def prepare_bulk_load(session: Session, model_run_id: int, min_rows: int) -> boo
     probe = f"SELECT EXISTS (SELECT 1 FROM {partition('row_metrics', model_run_id)})"
     if conn.execute(probe).fetchone()[0]:  # type: ignore[index]
         return False
-    n = conn.execute(
-        "SELECT count(*) FROM model_run_rows WHERE model_run_id = %s", (model_run_id,)
-    ).fetchone()[0]  # type: ignore[index]
-    if n < min_rows:
+    if run_row_count(session, model_run_id) < min_rows:
         return False
     return partitions.begin_bulk_load(conn, model_run_id)
 

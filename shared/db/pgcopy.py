@@ -157,6 +157,7 @@ def _tuples(columns: Sequence[Column]) -> bytes:
         raise ValueError("float8[] columns of one COPY must have the same number of elements")
     arrays = np.zeros((max(len(array_cols), 1), n, k), dtype=np.float64)
     array_of = np.zeros(n_cols, dtype=np.int64)
+    n_arrays = 0
     for i, col in enumerate(columns):
         if col.null is not None:
             nulls[i] = col.null
@@ -178,9 +179,9 @@ def _tuples(columns: Sequence[Column]) -> bytes:
                 raise ValueError(f"{col.name}: label codes outside 0..{len(labels[i]) - 1}")
             values[i] = np.where(nulls[i], 0, codes)
         else:
-            kinds[i] = _KIND_ARRAY
-            array_of[i] = len([c for c in columns[:i] if c.type == "float8[]"])
-            arrays[array_of[i]] = col.values
+            kinds[i], array_of[i] = _KIND_ARRAY, n_arrays
+            arrays[n_arrays] = col.values
+            n_arrays += 1
     out = np.empty(n * widest, dtype=np.uint8)
     bits = arrays.view(np.int64)
     used = _encode_rows(kinds, widths, values, nulls, label_bytes, label_lens, arrays, bits, array_of, out)
