@@ -34,7 +34,7 @@ browser:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null); } || \
 	  echo "chromium not installed: browser tests will be skipped"
 
-test: install browser
+test: install browser coco-aot
 	$(VENV)/bin/blindspot stack deps
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports

@@ -134,11 +134,13 @@ def metrics(args: argparse.Namespace) -> None:
                 reset_run_results(args.db_url, run.model_run_id)
                 vacuum_results(args.db_url)
                 groups = {p.pid for p in procs}  # start_new_session: each worker leads its process group
+                kinds0 = _cpu_by_kind(groups)
                 cpu0, (busy0, io0), start = _cpu_seconds(groups), _machine_cpu_seconds(), time.monotonic()
                 enqueue_run(app, run.model_run_id, run.row_ids, args.chunk)
                 took = _rows_done(args.db_url, run.model_run_id, args.rows, start, 1800)
                 busy1, io1 = _machine_cpu_seconds()
                 cpu, busy, iowait = _cpu_seconds(groups) - cpu0, busy1 - busy0, io1 - io0
+                kinds = {k: v - kinds0[k] for k, v in _cpu_by_kind(groups).items()}
             finally:
                 for p in procs:
                     stop_worker(p)
@@ -148,6 +150,7 @@ def metrics(args: argparse.Namespace) -> None:
                 f" {busy:.1f} CPU-s ({busy / took:.2f} CPUs, {1000 * busy / args.rows:.3f} CPU-s per 1,000 rows),"
                 f" waiting for I/O {iowait / took:.2f} CPUs"
             )
+            print("    CPU-s by process: " + ", ".join(f"{k} {v:.1f}" for k, v in kinds.items()))
     for n in (1, 2):
         print(
             f"metrics, {n} worker(s): {args.rows} rows in {best[n]:.2f}s ({args.rows / best[n]:,.0f} rows/s)"
@@ -186,6 +189,39 @@ def _wait_rows(db_url: str, run_id: int, n: int, since: float, timeout: float) -
                 return time.monotonic() - since
             time.sleep(POLL_S)
         raise TimeoutError(f"run {run_id}: {done()}/{n} images done after {timeout}s")
+
+
+_BACKGROUND = ("checkpointer", "background writer", "walwriter", "autovacuum", "logical replication")
+
+
+def _cpu_by_kind(pgids: set[int]) -> dict[str, float]:
+    """CPU seconds used so far by live processes, by kind: the workers (these process groups),
+    Postgres backends (the workers' sessions), Postgres background processes (WAL writer,
+    checkpointer, background writer, autovacuum), Redis, and everything else."""
+    import os
+
+    tick = os.sysconf("SC_CLK_TCK")
+    out = dict.fromkeys(("workers", "pg backends", "pg background", "redis", "other"), 0.0)
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            head, tail = (entry / "stat").read_text().rsplit(")", 1)
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        fields = tail.split()  # after "(comm)": state, ppid, pgrp, ..., utime=11, stime=12
+        used = (int(fields[11]) + int(fields[12])) / tick
+        if int(fields[2]) in pgids:
+            kind = "workers"
+        elif cmd.startswith("postgres: "):
+            kind = "pg background" if any(b in cmd for b in _BACKGROUND) else "pg backends"
+        elif "redis-server" in head:
+            kind = "redis"
+        else:
+            kind = "other"
+        out[kind] += used
+    return out
 
 
 def _cpu_seconds(pgids: set[int]) -> float:

@@ -21,6 +21,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from shared.metrics.coco_params import FP, IGNORED, TP  # the status codes (numba reads them as constants)
+
 _IOU_CAP = 1.0 - 1e-10
 
 
@@ -138,10 +140,6 @@ def match_block(
                 gt_match[t, m] = d
 
 
-# Detection status codes in ``match_groups_status``' status array.
-IGNORED = 0
-TP = 1
-FP = 2
 
 
 @numba.njit(cache=True, nogil=True)

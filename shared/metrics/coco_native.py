@@ -17,6 +17,7 @@ dtypes/ranks/layouts it was compiled for (recorded in ``_coco_aot_<hash>.json``)
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import importlib
@@ -25,7 +26,7 @@ import json
 import platform
 import shutil
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,10 @@ _NAMES = (
 )
 
 
+# What ``build_aot`` compiles with beyond the sources (part of the build's hash).
+_BUILD_OPTIONS = "release_gil"
+
+
 @dataclass(frozen=True)
 class CocoKernels:
     """The engine's kernels (contracts: their docstrings in the modules named above); ``aot`` = compiled."""
@@ -68,7 +73,7 @@ def aot_module_name() -> str:
     h = hashlib.sha256()
     for name in _SOURCES:
         h.update((_HERE / name).read_bytes())
-    h.update(f"{platform.python_version()} {np.__version__}".encode())
+    h.update(f"{platform.python_version()} {np.__version__} {_BUILD_OPTIONS}".encode())
     # numba's version without importing numba (nor importlib.metadata: ~15 ms of start-up).
     spec = importlib.util.find_spec("numba")
     if spec is not None and spec.origin is not None:
@@ -166,7 +171,9 @@ def _warm_signatures() -> dict[str, Any]:
     ).encode()
     dets = parse_results(text)
     assert dets is not None
-    coco_report_json(evaluate_flat(flatten_coco(gt, dets)), per_image=True)
+    result = evaluate_flat(flatten_coco(gt, dets))
+    coco_report_json(result, per_image=True)
+    assert result.matches.det_evaluated.any()  # to_input_order
     jit = _jit()
     # Called from Python only for datasets too sparse for order_detections' counting sort.
     jit.sort_runs_by_score(np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.int64), np.zeros(1))
@@ -194,11 +201,42 @@ def build_aot(output_dir: Path | None = None) -> Path:
     """
     from numba.pycc import CC
 
+    with _releasing_gil():
+        return _build(output_dir, CC)
+
+
+@contextlib.contextmanager
+def _releasing_gil() -> Iterator[None]:
+    """Make ``numba.pycc`` compile its entry points like ``@njit(nogil=True)`` (the kernels' own flag).
+
+    ``CC`` builds each export's CPython wrapper with default compiler flags, so the compiled module
+    would hold the GIL through every kernel and a thread (``blindspot eval coco`` reads the detections
+    while it parses the ground truth) could not overlap it. ``pycc`` has no option for it: its flags
+    class is swapped, for the build only, for one with ``release_gil`` on (``test_native`` checks that
+    two threads run a kernel at once).
+    """
+    import numba.pycc.compiler as pycc_compiler
+
+    base = pycc_compiler.Flags
+
+    class _NoGilFlags(base):  # type: ignore[misc,valid-type]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.release_gil = True
+
+    pycc_compiler.Flags = _NoGilFlags
+    try:
+        yield
+    finally:
+        pycc_compiler.Flags = base
+
+
+def _build(output_dir: Path | None, cc_class: Any) -> Path:
     out_dir = Path(output_dir) if output_dir is not None else _HERE
     name = aot_module_name()
     signatures = _warm_signatures()
     jit = _jit()
-    cc = CC(name, source_module=sys.modules[__name__])
+    cc = cc_class(name, source_module=sys.modules[__name__])
     cc.output_dir = str(out_dir)
     cc.target_cpu = "host"
     for n in _NAMES:

@@ -16,6 +16,10 @@ AREA_RANGES: dict[str, tuple[float, float]] = {
 AREA_NAMES: tuple[str, ...] = ("all", "small", "medium", "large")
 COCO_MAX_DETS: tuple[int, ...] = (1, 10, 100)
 
+# Detection status codes of ``coco_kernels.match_groups_status``' status array: matched to an ignored GT,
+# unmatched with its area outside the range, or past max-dets (0); true positive (1); false positive (2).
+IGNORED, TP, FP = 0, 1, 2
+
 # (key, is_ap, IoU threshold or None for the 0.50:0.95 mean, area range, max dets): COCOeval.summarize.
 SUMMARY: tuple[tuple[str, bool, float | None, str, int], ...] = (
     ("mAP", True, None, "all", 100),

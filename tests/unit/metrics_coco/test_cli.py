@@ -92,3 +92,49 @@ def test_bad_inputs_exit_with_a_clear_message(tmp_path: Path) -> None:
         app, ["eval", "coco", "--gt", str(tmp_path / "missing.json"), "--dets", str(d), "--out", str(out)]
     )
     assert res.exit_code == 2 and "cannot read" in res.output
+
+
+def _per_image_from_matches(res: Any, gt: dict[str, Any], dets: list[dict[str, Any]]) -> dict[str, Any]:
+    """``per_image`` rebuilt from the public per-object API (``image_counts``, ``matches`` in input order)."""
+    counts, m = res.image_counts(0), res.matches
+    out: dict[str, Any] = {
+        str(i): {"tp": 0, "fp": 0, "fn": 0, "ignored": 0, "per_class": {}, "matches": []}
+        for i in res.image_ids.tolist()
+    }
+    rows = zip(
+        *(
+            a.tolist()
+            for a in (counts.image_id, counts.category_id, counts.tp, counts.fp, counts.fn, counts.ignored)
+        ),
+        strict=True,
+    )
+    for img, cat, tp, fp, fn, ig in sorted(rows):
+        e = out[str(img)]
+        e["tp"], e["fp"], e["fn"], e["ignored"] = e["tp"] + tp, e["fp"] + fp, e["fn"] + fn, e["ignored"] + ig
+        e["per_class"][str(cat)] = {"tp": tp, "fp": fp, "fn": fn}
+    gt_ids = [a["id"] for a in gt["annotations"]]
+    for d in np.flatnonzero(m.det_tp[0]).tolist():  # ascending detection index
+        out[str(dets[d]["image_id"])]["matches"].append(
+            {
+                "det": d,
+                "gt": gt_ids[m.det_matched_gt[0, d]],
+                "category_id": dets[d]["category_id"],
+                "iou": float(m.det_match_iou[0, d]),
+            }
+        )
+    return out
+
+
+def test_per_image_equals_the_per_object_results(tmp_path: Path) -> None:
+    """The report reads the matching's sorted arrays; the per-object API scatters them back to input order:
+    both must give the same entries, matches (order within an image: detection index) and IoUs, bit for bit."""
+    from shared.metrics.coco import evaluate_coco
+    from shared.metrics.coco_report import coco_report
+
+    for seed in (31, 32, 33):
+        gt, dets = make_dataset(seed, n_images=25, many_dets_images=3)
+        res = evaluate_coco(gt, dets)
+        got = coco_report(res, per_image=True)["per_image"]
+        want = _per_image_from_matches(res, gt, dets)
+        assert got == want
+        assert sum(len(e["matches"]) for e in got.values()) > 20

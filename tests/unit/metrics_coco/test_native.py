@@ -122,3 +122,41 @@ def test_counting_sort_order_equals_the_argsort_path() -> None:
         np.testing.assert_array_equal(got, want)
         by_key_score = np.lexsort((neg, key))  # stable: ties keep input order
         np.testing.assert_array_equal(got, by_key_score[keep[by_key_score]])
+
+
+@pytest.mark.parametrize("aot", [True, False])
+def test_kernels_release_the_gil(aot: bool) -> None:
+    """A kernel running in one thread leaves the GIL to the others (JIT: ``nogil=True``; AOT: built so).
+
+    The main thread keeps running Python while another thread scans a ~50 MB result file: with the GIL
+    held, it would stop for the whole scan.
+    """
+    import threading
+    import time
+
+    if aot and _load_aot() is None:
+        pytest.skip("AOT kernels not built for these sources (make coco-aot)")
+    k = native._load_aot() if aot else native._jit()
+    assert k is not None and k.aot == aot
+    one = b'{"image_id":1,"category_id":2,"bbox":[1.5,2,30.25,40],"score":0.875}'
+    buf = np.frombuffer(b"[" + b",".join([one] * 700_000) + b"]", dtype=np.uint8)
+    pow10 = np.array([10.0**i for i in range(23)])
+    k.scan(buf[:1000].copy(), pow10)  # compiled / loaded before timing
+    go, spans = threading.Event(), []
+
+    def run() -> None:
+        go.wait()
+        t0 = time.perf_counter()
+        assert k.scan(buf, pow10)[1] == 700_000
+        spans.append(time.perf_counter() - t0)
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    last, longest = time.perf_counter(), 0.0
+    go.set()  # this thread is spinning (not waiting, which would hide the stop) when the scan starts
+    while worker.is_alive():
+        now = time.perf_counter()
+        longest, last = max(longest, now - last), now
+    worker.join()
+    assert spans and spans[0] > 0.02, spans  # long enough to tell the two apart
+    assert longest < spans[0] / 2, (longest, spans[0])
