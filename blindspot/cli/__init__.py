@@ -8,6 +8,7 @@ typer app: ``eval_coco.run_fast``); ``--help`` and ``app`` load them all.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -57,7 +58,14 @@ def main() -> None:
 
         code = run_fast(sys.argv[3:])
         if code is not None:
-            sys.exit(code)
+            # Done, its report written and closed: leave without tearing the interpreter down (freeing the
+            # ground truth's ~10^5 objects and ~300 MB of arrays one by one costs ~40 ms of a 0.6 s run).
+            for stream in (sys.stdout, sys.stderr):
+                try:
+                    stream.flush()
+                except BrokenPipeError:  # `... | head`: what was left unread is dropped, as on a normal exit
+                    code = code or 1
+            os._exit(code)
     groups = {group for _, group in _GROUPS}
     only = sys.argv[1] if len(sys.argv) > 1 and sys.argv[1] in groups else None
     build_app(only)()

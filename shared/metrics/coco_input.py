@@ -27,7 +27,7 @@ from shared.errors import InvalidInput
 from shared.metrics.coco_json import ResultColumns
 from shared.metrics.coco_native import kernels
 
-__all__ = ["CocoFormatError", "FlatCoco", "flatten_coco"]
+__all__ = ["CocoFormatError", "FlatCoco", "GtColumns", "flatten_coco", "flatten_columns", "gt_columns"]
 
 I64 = NDArray[np.int64]
 F64 = NDArray[np.float64]
@@ -127,23 +127,40 @@ def _index_of(sorted_ids: I64, values: I64) -> tuple[I64, NDArray[np.bool_]]:
     return pos_c.astype(np.int64), sorted_ids[pos_c] == values
 
 
+@dataclass(frozen=True)
+class GtColumns:
+    """The ground truth's part of a ``FlatCoco`` (``gt_columns``): ids, and annotations sorted by group."""
+
+    image_ids: I64
+    category_ids: I64
+    box: F64
+    area: F64
+    crowd: NDArray[np.bool_]
+    id: I64
+    img: I64
+    cat: I64
+    order: I64
+    n_input: int
+
+
 def flatten_coco(gt: dict[str, Any], dets: list[dict[str, Any]] | ResultColumns) -> FlatCoco:
     """Validate and flatten; raises ``CocoFormatError`` naming the offending field.
 
     ``dets`` is the result list, or its columns from ``coco_json.parse_results`` (same numbers).
     """
+    return flatten_columns(gt_columns(gt), dets)
+
+
+def gt_columns(gt: dict[str, Any]) -> GtColumns:
+    """The ground truth's columns (the first half of ``flatten_coco``); raises ``CocoFormatError``."""
     if not isinstance(gt, dict):
         raise CocoFormatError("ground truth must be a COCO object with images/annotations/categories")
-    if not isinstance(dets, list | ResultColumns):
-        raise CocoFormatError("detections must be a list of {image_id, category_id, bbox, score}")
     image_ids = np.unique(_ids(gt.get("images", []), "images"))
     category_ids = np.unique(_ids(gt.get("categories", []), "categories"))
     anns = gt.get("annotations", [])
     if not isinstance(anns, list):
         raise CocoFormatError("ground truth 'annotations' must be a list")
     n_img = len(image_ids)
-
-    # Ground truth.
     a_img = _column(anns, "image_id", "annotation", np.int64)
     a_cat = _column(anns, "category_id", "annotation", np.int64)
     a_id = _column(anns, "id", "annotation", np.int64)
@@ -161,8 +178,26 @@ def flatten_coco(gt: dict[str, Any], dets: list[dict[str, Any]] | ResultColumns)
     gi, gi_ok = _index_of(image_ids, a_img)
     gc, gc_ok = _index_of(category_ids, a_cat)
     keep = np.flatnonzero(gi_ok & gc_ok)
-    gkey = gc[keep] * n_img + gi[keep]
-    gorder = keep[np.argsort(gkey, kind="stable")]
+    gorder = keep[np.argsort(gc[keep] * n_img + gi[keep], kind="stable")]
+    return GtColumns(
+        image_ids=image_ids,
+        category_ids=category_ids,
+        box=np.ascontiguousarray(np.take(a_box, gorder, axis=0)),
+        area=a_area[gorder],
+        crowd=a_crowd[gorder],
+        id=a_id[gorder],
+        img=gi[gorder],
+        cat=gc[gorder],
+        order=gorder.astype(np.int64),
+        n_input=len(anns),
+    )
+
+
+def flatten_columns(g: GtColumns, dets: list[dict[str, Any]] | ResultColumns) -> FlatCoco:
+    """``flatten_coco`` from the ground truth's columns (the second half); raises ``CocoFormatError``."""
+    if not isinstance(dets, list | ResultColumns):
+        raise CocoFormatError("detections must be a list of {image_id, category_id, bbox, score}")
+    image_ids, category_ids, n_img = g.image_ids, g.category_ids, len(g.image_ids)
 
     # Detections.
     if isinstance(dets, ResultColumns):
@@ -194,7 +229,7 @@ def flatten_coco(gt: dict[str, Any], dets: list[dict[str, Any]] | ResultColumns)
         dorder = dkeep[np.argsort(dkey_all[dkeep], kind="stable")]
         kern.sort_runs_by_score(dorder, dkey_all, -d_score)
     dkey = dkey_all[dorder]
-    gkey_sorted = gc[gorder] * n_img + gi[gorder]
+    gkey_sorted = g.cat * n_img + g.img
     keys, det_start, det_end, gt_start, gt_end, det_rank = kern.merge_groups(dkey, gkey_sorted)
     cats = np.arange(len(category_ids), dtype=np.int64)
     cat_det_start = np.searchsorted(dkey, cats * n_img, side="left").astype(np.int64)
@@ -211,13 +246,13 @@ def flatten_coco(gt: dict[str, Any], dets: list[dict[str, Any]] | ResultColumns)
         det_cat=dc[dorder],
         det_rank=det_rank,
         det_input=dorder.astype(np.int64),
-        gt_box=np.ascontiguousarray(np.take(a_box, gorder, axis=0)),
-        gt_area=a_area[gorder],
-        gt_crowd=a_crowd[gorder],
-        gt_id=a_id[gorder],
-        gt_img=gi[gorder],
-        gt_cat=gc[gorder],
-        gt_input=gorder.astype(np.int64),
+        gt_box=g.box,
+        gt_area=g.area,
+        gt_crowd=g.crowd,
+        gt_id=g.id,
+        gt_img=g.img,
+        gt_cat=g.cat,
+        gt_input=g.order,
         group_cat=keys // max(n_img, 1),
         group_img=keys % max(n_img, 1),
         det_start=det_start,
@@ -227,5 +262,5 @@ def flatten_coco(gt: dict[str, Any], dets: list[dict[str, Any]] | ResultColumns)
         cat_det_start=cat_det_start,
         cat_det_end=cat_det_end,
         n_det_input=len(d_img),
-        n_gt_input=len(anns),
+        n_gt_input=g.n_input,
     )

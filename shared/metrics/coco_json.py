@@ -15,6 +15,7 @@ multiplication or division of exact doubles); any other number is handed back to
 
 from __future__ import annotations
 
+import mmap
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,8 +38,9 @@ class ResultColumns:
     score: NDArray[np.float64]
 
 
-def parse_results(data: bytes) -> ResultColumns | None:
-    """Columns of a COCO result list, or ``None`` when the fast path does not apply."""
+def parse_results(data: bytes | mmap.mmap) -> ResultColumns | None:
+    """Columns of a COCO result list (the file's bytes, or the file mapped), or ``None`` when the fast
+    path does not apply."""
     buf = np.frombuffer(data, dtype=np.uint8)
     ok, _n, ids, vals, slow = kernels().scan(buf, _POW10)
     if not ok:

@@ -140,8 +140,6 @@ def match_block(
                 gt_match[t, m] = d
 
 
-
-
 @numba.njit(cache=True, nogil=True)
 def match_groups_status(
     det_box: np.ndarray,
@@ -181,9 +179,70 @@ def match_groups_status(
     det_best_iou = np.zeros(n_det_all)
     det_best_gt = np.full(n_det_all, -1, dtype=np.int64)
     gt_best_iou = np.zeros(n_gt_all)
+    match_groups_status_into(
+        det_box,
+        det_area,
+        gt_box,
+        gt_area,
+        gt_crowd,
+        det_start,
+        det_end,
+        gt_start,
+        gt_end,
+        iou_thr,
+        area_lo,
+        area_hi,
+        max_det,
+        0,
+        det_start.shape[0],
+        status,
+        dt_match,
+        gt_match,
+        gt_ignore,
+        det_best_iou,
+        det_best_gt,
+        gt_best_iou,
+        uniform,
+    )
+    return status, dt_match, gt_match, gt_ignore, det_best_iou, det_best_gt, gt_best_iou, uniform
+
+
+@numba.njit(cache=True, nogil=True)
+def match_groups_status_into(
+    det_box: np.ndarray,
+    det_area: np.ndarray,
+    gt_box: np.ndarray,
+    gt_area: np.ndarray,
+    gt_crowd: np.ndarray,
+    det_start: np.ndarray,
+    det_end: np.ndarray,
+    gt_start: np.ndarray,
+    gt_end: np.ndarray,
+    iou_thr: np.ndarray,
+    area_lo: np.ndarray,
+    area_hi: np.ndarray,
+    max_det: int,
+    group_lo: int,
+    group_hi: int,
+    status: np.ndarray,
+    dt_match: np.ndarray,
+    gt_match: np.ndarray,
+    gt_ignore: np.ndarray,
+    det_best_iou: np.ndarray,
+    det_best_gt: np.ndarray,
+    gt_best_iou: np.ndarray,
+    uniform: np.ndarray,
+) -> None:
+    """``match_groups_status`` for groups ``group_lo:group_hi`` only, into its (initialised) output arrays.
+
+    Groups own disjoint detection and GT ranges, so calls on disjoint group ranges may run at once
+    (threads: the kernel releases the GIL) on the same arrays.
+    """
+    n_area = area_lo.shape[0]
+    n_thr = iou_thr.shape[0]
     max_nd = 0
     max_ng = 0
-    for g in range(det_start.shape[0]):
+    for g in range(group_lo, group_hi):
         max_nd = max(max_nd, min(det_end[g] - det_start[g], max_det))
         max_ng = max(max_ng, gt_end[g] - gt_start[g])
     ious_buf = np.zeros((max_nd, max_ng))
@@ -191,7 +250,7 @@ def match_groups_status(
     di_buf = np.empty((n_thr, max_nd), dtype=np.bool_)
     gm_buf = np.empty((n_thr, max_ng), dtype=np.int64)
     gi_buf = np.empty(max_ng, dtype=np.bool_)
-    for g in range(det_start.shape[0]):
+    for g in range(group_lo, group_hi):
         d0 = det_start[g]
         d1 = min(det_end[g], d0 + max_det)
         g0 = gt_start[g]
@@ -264,7 +323,6 @@ def match_groups_status(
                     for j in range(ng):
                         if gm[t, j] >= 0:
                             gt_match[t, g0 + j] = d0 + gm[t, j]
-    return status, dt_match, gt_match, gt_ignore, det_best_iou, det_best_gt, gt_best_iou, uniform
 
 
 @numba.njit(cache=True, nogil=True)

@@ -27,6 +27,7 @@ import platform
 import shutil
 import sys
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,7 @@ _NAMES = (
     "order_detections",
     "merge_groups",
     "match_groups_status",
+    "match_groups_status_into",
     "accumulate_all_uniform",
     "to_input_order",
     "per_image_json",
@@ -62,6 +64,7 @@ class CocoKernels:
     order_detections: Callable[..., Any]
     merge_groups: Callable[..., Any]
     match_groups_status: Callable[..., Any]
+    match_groups_status_into: Callable[..., Any]
     accumulate_all_uniform: Callable[..., Any]
     to_input_order: Callable[..., Any]
     per_image_json: Callable[..., Any]
@@ -93,6 +96,7 @@ def _jit() -> CocoKernels:
         order_detections=K.order_detections,
         merge_groups=K.merge_groups,
         match_groups_status=K.match_groups_status,
+        match_groups_status_into=K.match_groups_status_into,
         accumulate_all_uniform=KA.accumulate_all_uniform,
         to_input_order=KA.to_input_order,
         per_image_json=KR.per_image_json,
@@ -140,19 +144,41 @@ def _load_aot() -> CocoKernels | None:
 @functools.cache
 def kernels(aot: bool = True) -> CocoKernels:
     """The AOT kernels when built for these sources (and ``aot``), else the numba JIT ones."""
-    if aot:
+    if aot and not _jit_only:
         loaded = _load_aot()
         if loaded is not None:
             return loaded
     return _jit()
 
 
+_jit_only = False  # set while _warm_signatures runs: the engine must call the JIT kernels, even if built
+
+
+@contextlib.contextmanager
+def _engine_on_jit() -> Iterator[None]:
+    global _jit_only
+    kernels.cache_clear()
+    _jit_only = True
+    try:
+        yield
+    finally:
+        _jit_only = False
+        kernels.cache_clear()
+
+
 def _warm_signatures() -> dict[str, Any]:
     """Run the JIT engine on a small dataset: each kernel's numba signature, as the engine calls it."""
+    with _engine_on_jit():
+        return _signatures()
+
+
+def _signatures() -> dict[str, Any]:
+    from numba.core import types as numba_types
+
     from shared.metrics.coco_input import flatten_coco
     from shared.metrics.coco_json import parse_results
     from shared.metrics.coco_report import coco_report_json
-    from shared.metrics.coco_result import evaluate_flat
+    from shared.metrics.coco_result import evaluate_flat, match_flat
 
     rng = np.random.default_rng(0)
     gt = {
@@ -174,12 +200,21 @@ def _warm_signatures() -> dict[str, Any]:
     result = evaluate_flat(flatten_coco(gt, dets))
     coco_report_json(result, per_image=True)
     assert result.matches.det_evaluated.any()  # to_input_order
+    with ThreadPoolExecutor(max_workers=1) as pool:  # match_groups_status_into (big datasets only)
+        split = match_flat(result.flat, pool=pool, min_split=0)
+    assert all(np.array_equal(a, b) for a, b in zip(split, result.raw, strict=True))
     jit = _jit()
     # Called from Python only for datasets too sparse for order_detections' counting sort.
     jit.sort_runs_by_score(np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.int64), np.zeros(1))
     out = {}
     for n in _NAMES:
-        sigs = getattr(jit, n).nopython_signatures
+        # A kernel that another kernel also calls may hold a second specialisation there, for a literal
+        # argument (``match_groups_status`` passes 0 to ``match_groups_status_into``): not Python's.
+        sigs = [
+            sig
+            for sig in getattr(jit, n).nopython_signatures
+            if not any(isinstance(a, numba_types.Literal) for a in sig.args)
+        ]
         if len(sigs) != 1:
             raise RuntimeError(f"{n}: expected one compiled signature, got {sigs}")
         out[n] = sigs[0]
@@ -219,16 +254,16 @@ def _releasing_gil() -> Iterator[None]:
 
     base = pycc_compiler.Flags
 
-    class _NoGilFlags(base):  # type: ignore[misc,valid-type]
+    class _NoGilFlags(base):  # type: ignore[misc,valid-type]  # numba is untyped
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self.release_gil = True
 
-    pycc_compiler.Flags = _NoGilFlags
+    setattr(pycc_compiler, "Flags", _NoGilFlags)  # noqa: B010 - a module attribute, swapped on purpose
     try:
         yield
     finally:
-        pycc_compiler.Flags = base
+        setattr(pycc_compiler, "Flags", base)  # noqa: B010
 
 
 def _build(output_dir: Path | None, cc_class: Any) -> Path:

@@ -1,7 +1,8 @@
 """The JSON report of a COCO evaluation (what ``blindspot eval coco`` writes); pure, no I/O.
 
 ``coco_report(result, per_image=False) -> dict``; ``coco_report_json(...) -> bytes``, the same value as
-JSON text (what the CLI writes; faster).
+JSON text (what the CLI writes; faster); ``evaluate_report(flat, per_image=, pool=)`` evaluates and writes
+it in one go, on two threads when given a pool.
 
 Shape (pycocotools conventions: -1 where a number is undefined)::
 
@@ -21,6 +22,7 @@ non-crowd GT left unmatched; ``ignored`` counts detections matched to a crowd GT
 
 from __future__ import annotations
 
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,11 +30,12 @@ import numpy as np
 import orjson
 from numpy.typing import NDArray
 
+from shared.metrics.coco_input import FlatCoco
 from shared.metrics.coco_native import kernels
-from shared.metrics.coco_params import FP, STAT_KEYS, TP
-from shared.metrics.coco_result import CocoResult
+from shared.metrics.coco_params import COCO_MAX_DETS, FP, STAT_KEYS, TP
+from shared.metrics.coco_result import CocoResult, accumulate_flat, match_flat
 
-__all__ = ["coco_report", "coco_report_json"]
+__all__ = ["coco_report", "coco_report_json", "evaluate_report"]
 
 
 def _num(v: float | None) -> float:
@@ -65,16 +68,15 @@ class _PerImage:
     m_iou: NDArray[np.float64]  # (Q,)
 
 
-def _per_image_columns(result: CocoResult) -> _PerImage:
+def _per_image_columns(flat: FlatCoco, raw: tuple[np.ndarray, ...]) -> _PerImage:
     """The columns, read from the matching's own arrays (sorted order: (category, image), then score).
 
     The same numbers as ``result.image_counts(0)`` and ``result.matches`` at IoU 0.5 (a test checks
     it), without scattering all T thresholds of every object back to input order (~85 MB and ~0.1 s
     for 500k detections) when only the first is reported.
     """
-    flat = result.flat
-    status, dt_match, gt_match, gt_ignore = result.raw[:4]
-    n_img, n_groups = len(result.image_ids), len(flat.group_cat)
+    status, dt_match, gt_match, gt_ignore = raw[:4]
+    n_img, n_groups = len(flat.image_ids), len(flat.group_cat)
     code = status[:, 0, 0]  # area "all", IoU 0.5; detections past max-dets are IGNORED
     tp, fp = code == TP, code == FP
     fn = (gt_match[0] < 0) & ~gt_ignore[0]
@@ -102,7 +104,7 @@ def _per_image_columns(result: CocoResult) -> _PerImage:
     mbounds = np.searchsorted(flat.det_img[i_tp], np.arange(n_img + 1)).astype(np.int64)
     m_cols = np.stack([det_in, flat.gt_id[j], flat.category_ids[flat.det_cat[i_tp]]], axis=1)
     return _PerImage(
-        image_ids=np.ascontiguousarray(result.image_ids, dtype=np.int64),
+        image_ids=np.ascontiguousarray(flat.image_ids, dtype=np.int64),
         totals=totals,
         bounds=bounds,
         cls_cat=np.ascontiguousarray(flat.category_ids[flat.group_cat[by_img]], dtype=np.int64),
@@ -122,7 +124,7 @@ def _tp_iou(d: NDArray[np.float64], g: NDArray[np.float64]) -> NDArray[np.float6
 
 
 def _per_image(result: CocoResult) -> dict[str, Any]:
-    c = _per_image_columns(result)
+    c = _per_image_columns(result.flat, result.raw)
     bounds, mbounds = c.bounds.tolist(), c.mbounds.tolist()
     cats = list(map(str, c.cls_cat.tolist()))
     entries = [{"tp": a, "fp": b, "fn": f} for a, b, f in c.cls_counts.tolist()]
@@ -151,12 +153,44 @@ def coco_report_json(result: CocoResult, *, per_image: bool = False) -> bytes:
     ``per_image`` is written as text by a kernel (``coco_report_kernels.per_image_json``) instead of
     ~10 Python objects per image and category.
     """
-    head = orjson.dumps(coco_report(result, per_image=False))
-    if not per_image:
-        return head
-    c = _per_image_columns(result)
+    body = _per_image_json(result.flat, result.raw) if per_image else None
+    return _join(orjson.dumps(coco_report(result, per_image=False)), body)
+
+
+def evaluate_report(
+    flat: FlatCoco,
+    *,
+    per_image: bool = False,
+    max_dets: tuple[int, ...] = COCO_MAX_DETS,
+    pool: Executor | None = None,
+) -> tuple[CocoResult, bytes]:
+    """``evaluate_flat`` and ``coco_report_json`` in one go: the same result and bytes.
+
+    With ``pool``, the matching runs on two threads (``match_flat``) and, with ``per_image``, the
+    accumulation runs there while this thread writes ``per_image``, which needs only the matching: the
+    kernels release the GIL, so on two cores the two overlap.
+    """
+    raw = match_flat(flat, max_dets=max_dets, pool=pool)
+    if pool is None or not per_image:
+        result = accumulate_flat(flat, raw, max_dets=max_dets)
+        return result, coco_report_json(result, per_image=per_image)
+    job = pool.submit(accumulate_flat, flat, raw, max_dets=max_dets)
+    body = _per_image_json(flat, raw)
+    result = job.result()
+    return result, _join(orjson.dumps(coco_report(result, per_image=False)), body)
+
+
+def _per_image_json(flat: FlatCoco, raw: tuple[np.ndarray, ...]) -> bytes:
+    c = _per_image_columns(flat, raw)
     iou_text = np.frombuffer(orjson.dumps(c.m_iou.tolist()), dtype=np.uint8)
     body = kernels().per_image_json(
         c.image_ids, c.totals, c.bounds, c.cls_cat, c.cls_counts, c.mbounds, c.m_cols, iou_text
     )
-    return b"".join((head[:-1], b',"per_image":', body.tobytes(), b"}"))
+    return bytes(body)
+
+
+def _join(head: bytes, per_image: bytes | None) -> bytes:
+    """The report's JSON object: ``head`` with ``"per_image": <per_image>`` appended when given."""
+    if per_image is None:
+        return head
+    return b"".join((head[:-1], b',"per_image":', per_image, b"}"))

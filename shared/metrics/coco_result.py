@@ -15,6 +15,7 @@ image) group at every area range and IoU threshold, then accumulation) and summa
 
 from __future__ import annotations
 
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -32,7 +33,15 @@ from shared.metrics.coco_params import (
     SUMMARY,
 )
 
-__all__ = ["ClassStats", "CocoMatches", "CocoResult", "ImageClassCounts", "evaluate_flat"]
+__all__ = [
+    "ClassStats",
+    "CocoMatches",
+    "CocoResult",
+    "ImageClassCounts",
+    "accumulate_flat",
+    "evaluate_flat",
+    "match_flat",
+]
 
 I64 = NDArray[np.int64]
 F64 = NDArray[np.float64]
@@ -254,13 +263,29 @@ def _to_input_order(flat: FlatCoco, raw: tuple[np.ndarray, ...], top: int) -> Co
 
 def evaluate_flat(flat: FlatCoco, *, max_dets: tuple[int, ...] = COCO_MAX_DETS) -> CocoResult:
     """Match, accumulate and summarise a flattened dataset (see module docstring)."""
+    return accumulate_flat(flat, match_flat(flat, max_dets=max_dets), max_dets=max_dets)
+
+
+def match_flat(
+    flat: FlatCoco,
+    *,
+    max_dets: tuple[int, ...] = COCO_MAX_DETS,
+    pool: Executor | None = None,
+    min_split: int = 20_000,
+) -> tuple[np.ndarray, ...]:
+    """The matching of every group at every area range and threshold (``match_groups_status``' arrays:
+    what ``CocoResult.raw`` holds); the first half of ``evaluate_flat``.
+
+    With ``pool``, a dataset of ``min_split`` detections or more (fewer are not worth a thread hand-off)
+    has its groups split in two halves of about as many detections, one matched there while this thread
+    matches the other (into the same arrays: the groups' ranges are disjoint).
+    """
     if not max_dets:
         raise ValueError("max_dets needs at least one value")
     top = int(max(max_dets))
     area_lo = np.array([AREA_RANGES[a][0] for a in AREA_NAMES])
     area_hi = np.array([AREA_RANGES[a][1] for a in AREA_NAMES])
-    kern = kernels()
-    raw = kern.match_groups_status(
+    args = (
         flat.det_box,
         flat.det_area,
         flat.gt_box,
@@ -275,6 +300,33 @@ def evaluate_flat(flat: FlatCoco, *, max_dets: tuple[int, ...] = COCO_MAX_DETS) 
         area_hi,
         top,
     )
+    kern = kernels()
+    n_det, n_gt, n_groups = len(flat.det_box), len(flat.gt_box), len(flat.det_start)
+    if pool is None or n_det < min_split or n_groups < 2:
+        return tuple(kern.match_groups_status(*args))
+    n_area, n_thr = len(AREA_NAMES), len(COCO_IOU_THRESHOLDS)
+    out = (
+        np.zeros((n_det, n_area, n_thr), dtype=np.int8),  # status
+        np.full((n_thr, n_det), -1, dtype=np.int64),  # dt_match
+        np.full((n_thr, n_gt), -1, dtype=np.int64),  # gt_match
+        np.zeros((n_area, n_gt), dtype=bool),  # gt_ignore
+        np.zeros(n_det),  # det_best_iou
+        np.full(n_det, -1, dtype=np.int64),  # det_best_gt
+        np.zeros(n_gt),  # gt_best_iou
+        np.zeros((n_det, n_area), dtype=np.int8),  # uniform
+    )
+    mid = int(np.clip(np.searchsorted(flat.det_start, n_det // 2), 1, n_groups - 1))
+    job = pool.submit(kern.match_groups_status_into, *args, 0, mid, *out)
+    kern.match_groups_status_into(*args, mid, n_groups, *out)
+    job.result()
+    return out
+
+
+def accumulate_flat(
+    flat: FlatCoco, raw: tuple[np.ndarray, ...], *, max_dets: tuple[int, ...] = COCO_MAX_DETS
+) -> CocoResult:
+    """Accumulate and summarise ``match_flat``'s arrays (the second half of ``evaluate_flat``)."""
+    kern = kernels()
     status, gt_ignore = raw[0], raw[3]
     n_cat = len(flat.category_ids)
     num_gt = np.stack(
