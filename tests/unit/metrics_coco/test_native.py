@@ -160,3 +160,22 @@ def test_kernels_release_the_gil(aot: bool) -> None:
     worker.join()
     assert spans and spans[0] > 0.02, spans  # long enough to tell the two apart
     assert longest < spans[0] / 2, (longest, spans[0])
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+def test_matching_split_over_two_threads_equals_one_pass(seed: int) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from shared.metrics.coco_input import flatten_coco
+    from shared.metrics.coco_result import match_flat
+
+    gt, dets = make_dataset(seed, n_images=40, many_dets_images=4)
+    flat = flatten_coco(gt, dets)
+    one = match_flat(flat)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        two = match_flat(flat, pool=pool, min_split=0)
+        assert match_flat(flat, pool=pool) is not None  # below min_split: one pass
+    assert len(one) == len(two) == 8
+    for a, b in zip(one, two, strict=True):
+        assert a.dtype == b.dtype
+        np.testing.assert_array_equal(a, b)
