@@ -14,9 +14,12 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
+
+if TYPE_CHECKING:
+    from concurrent.futures import Executor
 
 __all__ = ["BadFile", "run_coco", "run_fast"]
 
@@ -53,13 +56,13 @@ def run_coco(gt: Path, dets: Path, out: Path, *, per_image: bool, quiet: bool) -
             gc.enable()
 
 
-def _load_dets(path: Path) -> Any:
+def _load_dets(path: Path, pool: Executor | None = None) -> Any:
     """The detections file as columns (``parse_results``'s fast path) or parsed JSON; raises ``BadFile``.
 
     The file is mapped, not read: the scan reads the page cache in place (a 40 MB read is ~10^4 page
     faults and a copy, ~30 ms).
     """
-    from shared.metrics.coco import parse_results
+    from shared.metrics.coco_json import parse_results
 
     try:
         with path.open("rb") as fh:
@@ -72,7 +75,7 @@ def _load_dets(path: Path) -> Any:
         data = _read(path, "detections")
     else:
         with mapped:
-            columns = parse_results(mapped)  # a plain result list straight to columns
+            columns = parse_results(mapped, pool=pool)  # a plain result list straight to columns
             if columns is not None:
                 return columns
             data = mapped[:]
@@ -83,19 +86,23 @@ def _load_dets(path: Path) -> Any:
 
 
 def _run(gt: Path, dets: Path, out: Path, *, per_image: bool, quiet: bool) -> int:
-    """Two threads: the detections are read and scanned (a kernel, without the GIL) while this thread
-    parses the ground truth; later the accumulation runs beside the per-image report. The errors are
+    """Threads: the detections are scanned (a kernel, without the GIL; two halves at once) while this
+    thread parses the ground truth; the matching is split in two; the accumulation runs beside the
+    per-image report. The errors are
     those of one thread doing it in order: ground-truth file, detections file, then content."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from shared.errors import InvalidInput
-    from shared.metrics.coco import STAT_KEYS
-    from shared.metrics.coco_input import flatten_columns, gt_columns
-    from shared.metrics.coco_report import evaluate_report
+    import shared.metrics.coco_json  # noqa: F401 - numpy and what the detections' thread needs, before it starts
 
     started = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="eval-coco") as pool:
-        det_job = pool.submit(_load_dets, dets)
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="eval-coco") as pool:
+        det_job = pool.submit(_load_dets, dets, pool)  # which scans half the file on the other thread
+        # The rest of the engine is imported while the detections are scanned.
+        from shared.errors import InvalidInput
+        from shared.metrics.coco_input import flatten_columns, gt_columns
+        from shared.metrics.coco_params import STAT_KEYS
+        from shared.metrics.coco_report import evaluate_report
+
         gt_data = _parse(_read(gt, "ground truth"), gt, "ground truth")
         try:
             try:

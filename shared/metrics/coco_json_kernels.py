@@ -10,6 +10,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from shared.metrics.coco_params import SCAN_AT_SPLIT, SCAN_DONE, SCAN_FAIL, SCAN_MISSED_SPLIT
+
 # Key codes of _key: 0 image_id, 1 category_id, 2 bbox, 3 score, -1 other.
 
 
@@ -165,49 +167,77 @@ def _key(buf: np.ndarray, p: int, end: int) -> int:
 @numba.njit(cache=True, nogil=True)
 def scan(buf: np.ndarray, pow10: np.ndarray):  # type: ignore[no-untyped-def]
     """Returns (ok, n, ids (n,2), values (n,5), slow (k,3) = [slot, start, end]) slot = obj*5 + field."""
-    cap = 0  # at most one detection per '{'
-    for i in range(buf.shape[0]):
-        if buf[i] == 123:
-            cap += 1
+    # At most one detection per 58 bytes: the shortest object with the four keys,
+    # {"image_id":0,"category_id":0,"bbox":[0,0,0,0],"score":0}, plus its separator. Rows past the
+    # last one are never written, so their memory is never touched (no count pass over the file).
+    cap = buf.shape[0] // 58 + 1
     ids = np.empty((cap, 2), dtype=np.int64)
     vals = np.empty((cap, 5))
-    slow = np.empty((cap * 5, 3), dtype=np.int64)
+    status, n, slow = scan_part(buf, pow10, 0, -1, ids, vals, 0, cap)
+    return status == SCAN_DONE, n, ids[:n], vals[:n], slow
+
+
+@numba.njit(cache=True, nogil=True)
+def scan_part(
+    buf: np.ndarray,
+    pow10: np.ndarray,
+    start: int,
+    split: int,
+    ids: np.ndarray,
+    vals: np.ndarray,
+    row0: int,
+    row_end: int,
+):  # type: ignore[no-untyped-def]
+    """Scan objects into rows ``row0:row_end`` of ``ids``/``vals``; returns (outcome, rows written, slow).
+
+    ``start`` 0: from the opening bracket; else ``start`` is an object's first byte (the second part of a
+    split file). With ``split`` >= 0, stops before the first object that starts at or past ``split``:
+    ``SCAN_AT_SPLIT`` when that object starts exactly there (the second part, scanned from ``split``,
+    then holds the rest), ``SCAN_MISSED_SPLIT`` otherwise (outcomes: ``coco_params``). Slots in ``slow`` are ``row * 5 + field`` (rows of
+    ``vals``, not of this part).
+    """
+    cap = row_end
+    slow = np.empty(((buf.shape[0] - start) // 58 * 5 + 5, 3), dtype=np.int64)
     n_slow = 0
     n_buf = buf.shape[0]
-    p = _ws(buf, 0)
-    fail = (False, 0, ids[:0], vals[:0], slow[:0])
-    if p >= n_buf or buf[p] != 91:
-        return fail
-    p = _ws(buf, p + 1)
-    n = 0
-    if p < n_buf and buf[p] == 93:
-        return True, 0, ids[:0], vals[:0], slow[:0]
+    n = row0
+    if start == 0:
+        p = _ws(buf, 0)
+        if p >= n_buf or buf[p] != 91:
+            return SCAN_FAIL, 0, slow[:0]
+        p = _ws(buf, p + 1)
+        if p < n_buf and buf[p] == 93:
+            return (SCAN_DONE if _ws(buf, p + 1) == n_buf else SCAN_FAIL), 0, slow[:0]
+    else:
+        p = start
     while True:
+        if split >= 0 and p >= split:
+            return (SCAN_AT_SPLIT if p == split else SCAN_MISSED_SPLIT), n - row0, slow[:n_slow]
         if p >= n_buf or buf[p] != 123 or n >= cap:
-            return fail
+            return SCAN_FAIL, 0, slow[:0]
         p = _ws(buf, p + 1)
         seen = 0
         while True:
             if p >= n_buf or buf[p] != 34:
-                return fail
+                return SCAN_FAIL, 0, slow[:0]
             end = _skip_string(buf, p)
             if end < 0:
-                return fail
+                return SCAN_FAIL, 0, slow[:0]
             k = _key(buf, p + 1, end - 1)
             p = _ws(buf, end)
             if p >= n_buf or buf[p] != 58:
-                return fail
+                return SCAN_FAIL, 0, slow[:0]
             p = _ws(buf, p + 1)
             if k == 0 or k == 1:
                 q, v, exact, is_int = _number(buf, p, pow10)
                 if q < 0 or not is_int or not exact or v != np.floor(v) or abs(v) > 9.0e15:
-                    return fail
+                    return SCAN_FAIL, 0, slow[:0]
                 ids[n, k] = np.int64(v)
                 p = q
             elif k == 3:
                 q, v, exact, is_int = _number(buf, p, pow10)
                 if q < 0:
-                    return fail
+                    return SCAN_FAIL, 0, slow[:0]
                 vals[n, 4] = v
                 if not exact:
                     slow[n_slow, 0] = n * 5 + 4
@@ -217,12 +247,12 @@ def scan(buf: np.ndarray, pow10: np.ndarray):  # type: ignore[no-untyped-def]
                 p = q
             elif k == 2:
                 if p >= n_buf or buf[p] != 91:
-                    return fail
+                    return SCAN_FAIL, 0, slow[:0]
                 p = _ws(buf, p + 1)
                 for j in range(4):
                     q, v, exact, is_int = _number(buf, p, pow10)
                     if q < 0:
-                        return fail
+                        return SCAN_FAIL, 0, slow[:0]
                     vals[n, j] = v
                     if not exact:
                         slow[n_slow, 0] = n * 5 + j
@@ -232,18 +262,18 @@ def scan(buf: np.ndarray, pow10: np.ndarray):  # type: ignore[no-untyped-def]
                     p = _ws(buf, q)
                     if j < 3:
                         if p >= n_buf or buf[p] != 44:
-                            return fail
+                            return SCAN_FAIL, 0, slow[:0]
                         p = _ws(buf, p + 1)
                 if p >= n_buf or buf[p] != 93:
-                    return fail
+                    return SCAN_FAIL, 0, slow[:0]
                 p += 1
             else:
                 p = _skip_value(buf, p)
                 if p < 0:
-                    return fail
+                    return SCAN_FAIL, 0, slow[:0]
             if k >= 0:
                 if seen & (1 << k):
-                    return fail
+                    return SCAN_FAIL, 0, slow[:0]
                 seen |= 1 << k
             p = _ws(buf, p)
             if p < n_buf and buf[p] == 44:
@@ -252,9 +282,9 @@ def scan(buf: np.ndarray, pow10: np.ndarray):  # type: ignore[no-untyped-def]
             if p < n_buf and buf[p] == 125:
                 p += 1
                 break
-            return fail
+            return SCAN_FAIL, 0, slow[:0]
         if seen != 15:
-            return fail
+            return SCAN_FAIL, 0, slow[:0]
         n += 1
         p = _ws(buf, p)
         if p < n_buf and buf[p] == 44:
@@ -263,6 +293,6 @@ def scan(buf: np.ndarray, pow10: np.ndarray):  # type: ignore[no-untyped-def]
         if p < n_buf and buf[p] == 93:
             p = _ws(buf, p + 1)
             if p != n_buf:
-                return fail
-            return True, n, ids[:n], vals[:n], slow[:n_slow]
-        return fail
+                return SCAN_FAIL, 0, slow[:0]
+            return SCAN_DONE, n - row0, slow[:n_slow]
+        return SCAN_FAIL, 0, slow[:0]

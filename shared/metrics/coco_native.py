@@ -37,9 +37,17 @@ import numpy as np
 __all__ = ["CocoKernels", "aot_module_name", "build_aot", "kernels"]
 
 _HERE = Path(__file__).resolve().parent
-_SOURCES = ("coco_json_kernels.py", "coco_kernels.py", "coco_accumulate.py", "coco_report_kernels.py")
+# The kernels and the constants they compile in.
+_SOURCES = (
+    "coco_json_kernels.py",
+    "coco_kernels.py",
+    "coco_accumulate.py",
+    "coco_report_kernels.py",
+    "coco_params.py",
+)
 _NAMES = (
     "scan",
+    "scan_part",
     "sort_runs_by_score",
     "order_detections",
     "merge_groups",
@@ -60,6 +68,7 @@ class CocoKernels:
     """The engine's kernels (contracts: their docstrings in the modules named above); ``aot`` = compiled."""
 
     scan: Callable[..., Any]
+    scan_part: Callable[..., Any]
     sort_runs_by_score: Callable[..., Any]
     order_detections: Callable[..., Any]
     merge_groups: Callable[..., Any]
@@ -92,6 +101,7 @@ def _jit() -> CocoKernels:
 
     return CocoKernels(
         scan=KJ.scan,
+        scan_part=KJ.scan_part,
         sort_runs_by_score=K.sort_runs_by_score,
         order_detections=K.order_detections,
         merge_groups=K.merge_groups,
@@ -197,6 +207,9 @@ def _signatures() -> dict[str, Any]:
     ).encode()
     dets = parse_results(text)
     assert dets is not None
+    with ThreadPoolExecutor(max_workers=1) as pool:  # scan_part: big files only
+        halves = parse_results(text, pool=pool, min_split=0)
+    assert halves is not None and np.array_equal(halves.bbox, dets.bbox)
     result = evaluate_flat(flatten_coco(gt, dets))
     coco_report_json(result, per_image=True)
     assert result.matches.det_evaluated.any()  # to_input_order

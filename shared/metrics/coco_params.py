@@ -20,6 +20,11 @@ COCO_MAX_DETS: tuple[int, ...] = (1, 10, 100)
 # unmatched with its area outside the range, or past max-dets (0); true positive (1); false positive (2).
 IGNORED, TP, FP = 0, 1, 2
 
+# Outcomes of ``coco_json_kernels.scan_part``: not a plain result list, or not JSON (the caller parses
+# with orjson); parsed to the closing bracket and the end; stopped at the split, an object's start; an
+# object started past the split (which was inside a string, not an object's start).
+SCAN_FAIL, SCAN_DONE, SCAN_AT_SPLIT, SCAN_MISSED_SPLIT = 0, 1, 2, 3
+
 # (key, is_ap, IoU threshold or None for the 0.50:0.95 mean, area range, max dets): COCOeval.summarize.
 SUMMARY: tuple[tuple[str, bool, float | None, str, int], ...] = (
     ("mAP", True, None, "all", 100),

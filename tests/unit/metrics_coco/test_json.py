@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import orjson
 import pytest
@@ -73,3 +75,56 @@ def test_empty_list() -> None:
 )
 def test_anything_else_falls_back(text: bytes) -> None:
     assert parse_results(text) is None
+
+
+def _split_cases() -> list[tuple[str, bytes, list[dict]]]:
+    rng = np.random.default_rng(3)
+    dets = [
+        {
+            "image_id": int(i // 7),
+            "category_id": int(rng.integers(1, 9)),
+            "bbox": [float(x) for x in rng.random(4) * 10.0 ** rng.integers(-25, 25, 4)],
+            "score": float(rng.random()),
+        }
+        for i in range(400)
+    ]
+    slow = [dict(d, score=float("1e-30") * d["score"]) for d in dets]  # past the exact fast path
+    # An extra key whose string holds what the split looks for, right after the middle of the file.
+    tricky = [dict(d, note="x},{y" * 3) for d in dets]
+    return [
+        ("compact", orjson.dumps(dets), dets),
+        ("json.dumps", json.dumps(dets).encode(), dets),
+        ("indented", orjson.dumps(dets, option=orjson.OPT_INDENT_2), dets),
+        ("slow numbers", json.dumps(slow).encode(), slow),
+        ("split guess inside a string", orjson.dumps(tricky), tricky),
+    ]
+
+
+@pytest.mark.parametrize("name", [c[0] for c in _split_cases()])
+def test_two_halves_at_once_give_the_one_pass_columns(name: str) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    text, dets = next((t, d) for n, t, d in _split_cases() if n == name)
+    one = parse_results(text)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        two = parse_results(text, pool=pool, min_split=0)
+    assert one is not None and two is not None
+    img, cat, box, score = _expected(dets)
+    for cols in (one, two):
+        assert np.array_equal(cols.image_id, img) and np.array_equal(cols.category_id, cat)
+        assert np.array_equal(cols.bbox, box) and np.array_equal(cols.score, score)
+        assert cols.bbox.flags.c_contiguous and cols.score.flags.c_contiguous
+
+
+@pytest.mark.parametrize("where", [0.25, 0.75])
+def test_two_halves_fall_back_on_a_broken_half(where: float) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    text = orjson.dumps(
+        [{"image_id": i, "category_id": 1, "bbox": [1, 2, 3, 4], "score": 0.5} for i in range(300)]
+    )
+    at = text.index(b'"score"', int(len(text) * where))
+    broken = text[:at] + b'"score":"high"' + text[at + len(b'"score":0.5') :]
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        assert parse_results(broken, pool=pool, min_split=0) is None
+        assert parse_results(text, pool=pool, min_split=0) is not None
