@@ -88,8 +88,8 @@ def _load_dets(path: Path, pool: Executor | None = None) -> Any:
 def _run(gt: Path, dets: Path, out: Path, *, per_image: bool, quiet: bool) -> int:
     """Threads: the detections are scanned (a kernel, without the GIL; two halves at once) while this
     thread parses the ground truth; the matching is split in two; the accumulation runs beside the
-    per-image report. The errors are
-    those of one thread doing it in order: ground-truth file, detections file, then content."""
+    per-image report. The errors are those of one thread doing it in order: ground-truth file,
+    detections file, then content."""
     from concurrent.futures import ThreadPoolExecutor
 
     import shared.metrics.coco_json  # noqa: F401 - numpy and what the detections' thread needs, before it starts

@@ -1,9 +1,11 @@
 """Where the COCO engine's kernels come from: an ahead-of-time build when there is one, else numba's JIT.
 
-``kernels() -> CocoKernels`` (cached): the eight kernels the dataset-level engine calls
-(``coco_json_kernels.scan``, ``coco_kernels.sort_runs_by_score`` / ``order_detections`` /
-``merge_groups`` / ``match_groups_status``, ``coco_accumulate.accumulate_all_uniform`` / ``to_input_order``,
-``coco_report_kernels.per_image_json``).
+``kernels() -> CocoKernels`` (cached): the ten kernels the dataset-level engine calls
+(``coco_json_kernels.scan`` / ``scan_part``, ``coco_kernels.sort_runs_by_score`` / ``order_detections`` /
+``merge_groups`` / ``match_groups_status`` / ``match_groups_status_into``,
+``coco_accumulate.accumulate_all_uniform`` / ``to_input_order``, ``coco_report_kernels.per_image_json``).
+Every one releases the GIL (the JIT's ``nogil=True``; the AOT build is compiled so), so the engine can
+run two of them at once on two threads.
 
 Why: a process that evaluates one file (``blindspot eval coco``) otherwise pays ~0.3 s to import numba
 and ~0.45 s to set numba's compiler up before it can load even a cached kernel; the AOT module needs
