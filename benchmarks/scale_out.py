@@ -136,13 +136,12 @@ def metrics(args: argparse.Namespace) -> None:
                 reset_run_results(args.db_url, run.model_run_id)
                 vacuum_results(args.db_url)
                 groups = {p.pid for p in procs}  # start_new_session: each worker leads its process group
-                kinds0 = _cpu_by_kind(groups)
-                cpu0, (busy0, io0), start = _cpu_seconds(groups), _machine_cpu_seconds(), time.monotonic()
+                kinds0, (busy0, io0), start = _cpu_by_kind(groups), _machine_cpu_seconds(), time.monotonic()
                 enqueue_run(app, run.model_run_id, run.row_ids, args.chunk)
                 took = _rows_done(args.db_url, run.model_run_id, args.rows, start, 1800)
                 busy1, io1 = _machine_cpu_seconds()
-                cpu, busy, iowait = _cpu_seconds(groups) - cpu0, busy1 - busy0, io1 - io0
                 kinds = {k: v - kinds0[k] for k, v in _cpu_by_kind(groups).items()}
+                cpu, busy, iowait = kinds["workers"], busy1 - busy0, io1 - io0
             finally:
                 for p in procs:
                     stop_worker(p)
@@ -237,20 +236,7 @@ def _cpu_by_kind(pgids: set[int]) -> dict[str, float]:
 
 def _cpu_seconds(pgids: set[int]) -> float:
     """CPU time (user + system) used so far by the live processes of these process groups."""
-    import os
-
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) in pgids:  # fields after "(comm)": state, ppid, pgrp, ..., utime=11, stime=12
-            total += int(fields[11]) + int(fields[12])
-    return total / tick
+    return _cpu_by_kind(pgids)["workers"]
 
 
 @dataclass

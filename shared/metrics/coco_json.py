@@ -24,7 +24,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from shared.metrics.coco_native import kernels
-from shared.metrics.coco_params import SCAN_AT_SPLIT, SCAN_DONE, SCAN_MISSED_SPLIT
+from shared.metrics.coco_params import SCAN_AT_SPLIT, SCAN_DONE, SCAN_MISSED_SPLIT, SCAN_OBJECT_BYTES
 
 __all__ = ["ResultColumns", "parse_results"]
 
@@ -63,10 +63,10 @@ def parse_results(
             return None
         return _columns(data, ids, vals, [slow])
     split = found.end() - 1  # the '{' after the comma
-    cap = len(buf) // 58 + 1  # see coco_json_kernels.scan
+    cap = len(buf) // SCAN_OBJECT_BYTES + 1
     ids = np.empty((cap, 2), dtype=np.int64)
     vals = np.empty((cap, 5))
-    row_b = split // 58 + 1  # more rows than the first part can have
+    row_b = split // SCAN_OBJECT_BYTES + 1  # more rows than the first part can have
     second = pool.submit(kern.scan_part, buf, _POW10, split, -1, ids, vals, row_b, cap)
     first = kern.scan_part(buf, _POW10, 0, split, ids, vals, 0, row_b)
     status_b, n_b, slow_b = second.result()

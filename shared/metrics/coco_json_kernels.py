@@ -10,7 +10,13 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from shared.metrics.coco_params import SCAN_AT_SPLIT, SCAN_DONE, SCAN_FAIL, SCAN_MISSED_SPLIT
+from shared.metrics.coco_params import (
+    SCAN_AT_SPLIT,
+    SCAN_DONE,
+    SCAN_FAIL,
+    SCAN_MISSED_SPLIT,
+    SCAN_OBJECT_BYTES,
+)
 
 # Key codes of _key: 0 image_id, 1 category_id, 2 bbox, 3 score, -1 other.
 
@@ -167,10 +173,7 @@ def _key(buf: np.ndarray, p: int, end: int) -> int:
 @numba.njit(cache=True, nogil=True)
 def scan(buf: np.ndarray, pow10: np.ndarray):  # type: ignore[no-untyped-def]
     """Returns (ok, n, ids (n,2), values (n,5), slow (k,3) = [slot, start, end]) slot = obj*5 + field."""
-    # At most one detection per 58 bytes: the shortest object with the four keys,
-    # {"image_id":0,"category_id":0,"bbox":[0,0,0,0],"score":0}, plus its separator. Rows past the
-    # last one are never written, so their memory is never touched (no count pass over the file).
-    cap = buf.shape[0] // 58 + 1
+    cap = buf.shape[0] // SCAN_OBJECT_BYTES + 1  # no counting pass over the file (see coco_params)
     ids = np.empty((cap, 2), dtype=np.int64)
     vals = np.empty((cap, 5))
     status, n, slow = scan_part(buf, pow10, 0, -1, ids, vals, 0, cap)
@@ -197,7 +200,7 @@ def scan_part(
     ``vals``, not of this part).
     """
     cap = row_end
-    slow = np.empty(((buf.shape[0] - start) // 58 * 5 + 5, 3), dtype=np.int64)
+    slow = np.empty((((buf.shape[0] - start) // SCAN_OBJECT_BYTES + 1) * 5, 3), dtype=np.int64)
     n_slow = 0
     n_buf = buf.shape[0]
     n = row0

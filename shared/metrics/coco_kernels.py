@@ -167,18 +167,8 @@ def match_groups_status(
     index or -1; gt_best_iou ``(M,)`` best IoU with any kept detection; uniform ``(N, A)`` int8:
     the detection's code when it is the same at every threshold of that area range, else -1.
     """
-    n_det_all = det_box.shape[0]
-    n_gt_all = gt_box.shape[0]
-    n_area = area_lo.shape[0]
-    n_thr = iou_thr.shape[0]
-    status = np.zeros((n_det_all, n_area, n_thr), dtype=np.int8)
-    uniform = np.zeros((n_det_all, n_area), dtype=np.int8)
-    dt_match = np.full((n_thr, n_det_all), -1, dtype=np.int64)
-    gt_match = np.full((n_thr, n_gt_all), -1, dtype=np.int64)
-    gt_ignore = np.zeros((n_area, n_gt_all), dtype=np.bool_)
-    det_best_iou = np.zeros(n_det_all)
-    det_best_gt = np.full(n_det_all, -1, dtype=np.int64)
-    gt_best_iou = np.zeros(n_gt_all)
+    out = match_outputs(det_box.shape[0], gt_box.shape[0], area_lo.shape[0], iou_thr.shape[0])
+    status, dt_match, gt_match, gt_ignore, det_best_iou, det_best_gt, gt_best_iou, uniform = out
     match_groups_status_into(
         det_box,
         det_area,
@@ -204,7 +194,24 @@ def match_groups_status(
         gt_best_iou,
         uniform,
     )
-    return status, dt_match, gt_match, gt_ignore, det_best_iou, det_best_gt, gt_best_iou, uniform
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def match_outputs(
+    n_det: int, n_gt: int, n_area: int, n_thr: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``match_groups_status``' eight output arrays, initialised for ``match_groups_status_into``."""
+    return (
+        np.zeros((n_det, n_area, n_thr), dtype=np.int8),  # status
+        np.full((n_thr, n_det), -1, dtype=np.int64),  # dt_match
+        np.full((n_thr, n_gt), -1, dtype=np.int64),  # gt_match
+        np.zeros((n_area, n_gt), dtype=np.bool_),  # gt_ignore
+        np.zeros(n_det),  # det_best_iou
+        np.full(n_det, -1, dtype=np.int64),  # det_best_gt
+        np.zeros(n_gt),  # gt_best_iou
+        np.zeros((n_det, n_area), dtype=np.int8),  # uniform
+    )
 
 
 @numba.njit(cache=True, nogil=True)
@@ -233,7 +240,7 @@ def match_groups_status_into(
     gt_best_iou: np.ndarray,
     uniform: np.ndarray,
 ) -> None:
-    """``match_groups_status`` for groups ``group_lo:group_hi`` only, into its (initialised) output arrays.
+    """``match_groups_status`` for groups ``group_lo:group_hi`` only, into its output arrays (``match_outputs``).
 
     Groups own disjoint detection and GT ranges, so calls on disjoint group ranges may run at once
     (threads: the kernel releases the GIL) on the same arrays.

@@ -1,8 +1,8 @@
 """Where the COCO engine's kernels come from: an ahead-of-time build when there is one, else numba's JIT.
 
-``kernels() -> CocoKernels`` (cached): the ten kernels the dataset-level engine calls
+``kernels() -> CocoKernels`` (cached): the eleven kernels the dataset-level engine calls
 (``coco_json_kernels.scan`` / ``scan_part``, ``coco_kernels.sort_runs_by_score`` / ``order_detections`` /
-``merge_groups`` / ``match_groups_status`` / ``match_groups_status_into``,
+``merge_groups`` / ``match_groups_status`` / ``match_outputs`` / ``match_groups_status_into``,
 ``coco_accumulate.accumulate_all_uniform`` / ``to_input_order``, ``coco_report_kernels.per_image_json``).
 Every one releases the GIL (the JIT's ``nogil=True``; the AOT build is compiled so), so the engine can
 run two of them at once on two threads.
@@ -54,6 +54,7 @@ _NAMES = (
     "order_detections",
     "merge_groups",
     "match_groups_status",
+    "match_outputs",
     "match_groups_status_into",
     "accumulate_all_uniform",
     "to_input_order",
@@ -75,6 +76,7 @@ class CocoKernels:
     order_detections: Callable[..., Any]
     merge_groups: Callable[..., Any]
     match_groups_status: Callable[..., Any]
+    match_outputs: Callable[..., Any]
     match_groups_status_into: Callable[..., Any]
     accumulate_all_uniform: Callable[..., Any]
     to_input_order: Callable[..., Any]
@@ -108,6 +110,7 @@ def _jit() -> CocoKernels:
         order_detections=K.order_detections,
         merge_groups=K.merge_groups,
         match_groups_status=K.match_groups_status,
+        match_outputs=K.match_outputs,
         match_groups_status_into=K.match_groups_status_into,
         accumulate_all_uniform=KA.accumulate_all_uniform,
         to_input_order=KA.to_input_order,
@@ -215,7 +218,7 @@ def _signatures() -> dict[str, Any]:
     result = evaluate_flat(flatten_coco(gt, dets))
     coco_report_json(result, per_image=True)
     assert result.matches.det_evaluated.any()  # to_input_order
-    with ThreadPoolExecutor(max_workers=1) as pool:  # match_groups_status_into (big datasets only)
+    with ThreadPoolExecutor(max_workers=1) as pool:  # match_outputs, _into (big datasets only)
         split = match_flat(result.flat, pool=pool, min_split=0)
     assert all(np.array_equal(a, b) for a, b in zip(split, result.raw, strict=True))
     jit = _jit()

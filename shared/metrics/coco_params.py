@@ -24,6 +24,11 @@ IGNORED, TP, FP = 0, 1, 2
 # with orjson); parsed to the closing bracket and the end; stopped at the split, an object's start; an
 # object started past the split (which was inside a string, not an object's start).
 SCAN_FAIL, SCAN_DONE, SCAN_AT_SPLIT, SCAN_MISSED_SPLIT = 0, 1, 2, 3
+# Bytes a result object and its separator take at least: the shortest object with the four keys,
+# {"image_id":0,"category_id":0,"bbox":[0,0,0,0],"score":0}, plus a comma. So a buffer of n bytes holds at
+# most n // SCAN_OBJECT_BYTES + 1 objects: the scan's columns are sized by it (rows past the last one are
+# never written, so their memory is never touched).
+SCAN_OBJECT_BYTES = 58
 
 # (key, is_ap, IoU threshold or None for the 0.50:0.95 mean, area range, max dets): COCOeval.summarize.
 SUMMARY: tuple[tuple[str, bool, float | None, str, int], ...] = (

@@ -153,8 +153,7 @@ def coco_report_json(result: CocoResult, *, per_image: bool = False) -> bytes:
     ``per_image`` is written as text by a kernel (``coco_report_kernels.per_image_json``) instead of
     ~10 Python objects per image and category.
     """
-    body = _per_image_json(result.flat, result.raw) if per_image else None
-    return _join(orjson.dumps(coco_report(result, per_image=False)), body)
+    return _join(result, _per_image_json(result.flat, result.raw) if per_image else None)
 
 
 def evaluate_report(
@@ -177,7 +176,7 @@ def evaluate_report(
     job = pool.submit(accumulate_flat, flat, raw, max_dets=max_dets)
     body = _per_image_json(flat, raw)
     result = job.result()
-    return result, _join(orjson.dumps(coco_report(result, per_image=False)), body)
+    return result, _join(result, body)
 
 
 def _per_image_json(flat: FlatCoco, raw: tuple[np.ndarray, ...]) -> bytes:
@@ -189,8 +188,9 @@ def _per_image_json(flat: FlatCoco, raw: tuple[np.ndarray, ...]) -> bytes:
     return bytes(body)
 
 
-def _join(head: bytes, per_image: bytes | None) -> bytes:
-    """The report's JSON object: ``head`` with ``"per_image": <per_image>`` appended when given."""
+def _join(result: CocoResult, per_image: bytes | None) -> bytes:
+    """The report's JSON text: the summary of ``result``, with ``"per_image": <per_image>`` when given."""
+    head = orjson.dumps(coco_report(result, per_image=False))
     if per_image is None:
         return head
     return b"".join((head[:-1], b',"per_image":', per_image, b"}"))

@@ -304,17 +304,7 @@ def match_flat(
     n_det, n_gt, n_groups = len(flat.det_box), len(flat.gt_box), len(flat.det_start)
     if pool is None or n_det < min_split or n_groups < 2:
         return tuple(kern.match_groups_status(*args))
-    n_area, n_thr = len(AREA_NAMES), len(COCO_IOU_THRESHOLDS)
-    out = (
-        np.zeros((n_det, n_area, n_thr), dtype=np.int8),  # status
-        np.full((n_thr, n_det), -1, dtype=np.int64),  # dt_match
-        np.full((n_thr, n_gt), -1, dtype=np.int64),  # gt_match
-        np.zeros((n_area, n_gt), dtype=bool),  # gt_ignore
-        np.zeros(n_det),  # det_best_iou
-        np.full(n_det, -1, dtype=np.int64),  # det_best_gt
-        np.zeros(n_gt),  # gt_best_iou
-        np.zeros((n_det, n_area), dtype=np.int8),  # uniform
-    )
+    out = tuple(kern.match_outputs(n_det, n_gt, len(AREA_NAMES), len(COCO_IOU_THRESHOLDS)))
     mid = int(np.clip(np.searchsorted(flat.det_start, n_det // 2), 1, n_groups - 1))
     job = pool.submit(kern.match_groups_status_into, *args, 0, mid, *out)
     kern.match_groups_status_into(*args, mid, n_groups, *out)
