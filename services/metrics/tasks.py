@@ -24,6 +24,7 @@ import uuid
 from functools import lru_cache
 from typing import Any
 
+import psycopg
 import redis
 from celery import bootsteps
 from celery.signals import worker_process_init
@@ -31,7 +32,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from services.metrics import service
 from services.metrics.worker import app
-from shared.celery import house_task, send
+from shared.celery import RETRYABLE, house_task, send
 from shared.contracts.tasks import AggregateRunPayload, ComputeRowsPayload, EmbedObjectsPayload, TaskName
 from shared.db.enqueue import on_commit
 from shared.db.session import make_engine, make_sessionmaker, session_scope
@@ -106,7 +107,12 @@ def _warm_kernels(**_: Any) -> None:
     threading.Thread(target=warm, name="warm-kernels", daemon=True).start()
 
 
-@house_task(app, TaskName.metrics_compute_rows)
+# A unique violation in a row task: another row set overlapping this one committed the shared rows first
+# (both found nothing to replace); run again, this task replaces them.
+ROW_TASK_RETRY = (*RETRYABLE, psycopg.errors.UniqueViolation)
+
+
+@house_task(app, TaskName.metrics_compute_rows, retry_on=ROW_TASK_RETRY)
 def compute_rows(**kwargs: Any) -> dict[str, Any]:
     payload = ComputeRowsPayload.model_validate(kwargs)
     started = time.monotonic()

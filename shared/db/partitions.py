@@ -9,13 +9,18 @@ indexes on these tables; maintaining them row by row was ~70% of a metrics row t
 (``settings.metrics.bulk_load_min_rows`` rows or more) is computed for the first time, the metrics service:
 
 1. :func:`begin_bulk_load` — swaps the run's still-empty partitions for *loading tables* of the same
-   name: detached, with only the indexes writing needs (primary key and the ``data_row_id`` index);
+   name: detached, with only the indexes writing needs (those that find a row set's rows to replace:
+   the ``data_row_id`` indexes, and ``row_metrics``' primary key, which leads with it). The other
+   tables' primary keys only guard uniqueness, which the row task's delete-then-insert under a row-set
+   lock already keeps; maintaining them row by row was a third of the Postgres CPU of a row task;
 2. writes into them by name (:func:`partition`), as it always does;
 3. when the run is aggregated: :func:`start_index_build` builds the remaining indexes (several at once,
-   on separate connections) and analyzes the tables while the aggregation reads the matches, then
-   :func:`attach` attaches them in the aggregation's transaction (rows and per-class metrics become
-   visible together); Postgres adopts the matching indexes instead of rebuilding them, and the CHECK
-   constraint spares the validation scan. :func:`finish_bulk_load` does both in one call.
+   on separate connections; a deferred primary key as a unique index) and analyzes the tables while the
+   aggregation reads the matches, then :func:`attach` makes each such unique index the table's primary
+   key (no scan: its columns are already NOT NULL) and attaches the tables in the aggregation's
+   transaction (rows and per-class metrics become visible together); Postgres adopts the matching
+   indexes instead of rebuilding them, and the CHECK constraint spares the validation scan.
+   :func:`finish_bulk_load` does both in one call.
 
 While a run is loading, its rows are not visible through the parent tables (the gallery shows it as
 computing: the run status has ``loading: true``). Writes keep working in both states.
@@ -94,10 +99,35 @@ def _parent_indexes(conn: psycopg.Connection[Any], table: str) -> list[tuple[str
         " ORDER BY c.relname",
         (table,),
     ).fetchall()
-    return [
-        (name, ddl, list(cols) in (["data_row_id"], ["model_run_id", "data_row_id"]))
-        for name, ddl, cols in rows
-    ]
+    return [(name, ddl, list(cols) in _WRITE_KEYS) for name, ddl, cols in rows]
+
+
+_WRITE_KEYS = (["data_row_id"], ["model_run_id", "data_row_id"])  # a row set's rows, by row id
+
+
+def _primary_key(conn: psycopg.Connection[Any], table: str) -> list[str]:
+    """The columns of the parent's primary key, in order (empty without one)."""
+    row = conn.execute(
+        "SELECT (SELECT array_agg(a.attname ORDER BY k.n) FROM unnest(c.conkey) WITH ORDINALITY k(attnum, n)"
+        "  JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.attnum)"
+        " FROM pg_constraint c WHERE c.conrelid = CAST(%s AS regclass) AND c.contype = 'p'",
+        (table,),
+    ).fetchone()
+    return [] if row is None else list(row[0])
+
+
+def _has_primary_key(conn: psycopg.Connection[Any], part: str) -> bool:
+    row = conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = CAST(%s AS regclass) AND contype = 'p')",
+        (part,),
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def _primary_key_index(table: str, model_run_id: int, columns: list[str]) -> str:
+    """The deferred primary key of a loading table, built as the unique index the constraint will use."""
+    part = partition(table, model_run_id)
+    return f"CREATE UNIQUE INDEX IF NOT EXISTS {part}_pkey ON {part} ({', '.join(columns)})"
 
 
 def _index_name(parent_index: str, model_run_id: int) -> str:
@@ -141,13 +171,11 @@ def begin_bulk_load(conn: psycopg.Connection[Any], model_run_id: int, lock_timeo
                 conn.execute(
                     f"ALTER TABLE {part} ADD CONSTRAINT ck_{part}_run CHECK (model_run_id = {int(model_run_id)})"
                 )
-                pk = conn.execute(
-                    "SELECT pg_get_constraintdef(oid) FROM pg_constraint"
-                    " WHERE conrelid = CAST(%s AS regclass) AND contype = 'p'",
-                    (table,),
-                ).fetchone()
-                if pk is not None:
-                    conn.execute(f"ALTER TABLE {part} ADD CONSTRAINT {part}_pkey {pk[0]}")
+                pk = _primary_key(conn, table)
+                if pk in _WRITE_KEYS:  # the others are built at the end (start_index_build)
+                    conn.execute(
+                        f"ALTER TABLE {part} ADD CONSTRAINT {part}_pkey PRIMARY KEY ({', '.join(pk)})"
+                    )
                 for name, ddl, for_writes in _parent_indexes(conn, table):
                     if for_writes:
                         conn.execute(_clone_index(ddl, name, table, model_run_id))
@@ -192,7 +220,13 @@ def start_index_build(conninfo: str, model_run_id: int, parallel: int = 2) -> In
     with psycopg.connect(conninfo, autocommit=True) as conn:
         if state(conn, model_run_id) != "loading":
             return None
-        jobs: list[str] = []
+        # Deferred primary keys first: the largest builds (object_matches' is over a third of the work).
+        jobs = [
+            _primary_key_index(table, model_run_id, pk)
+            for table in RESULT_TABLES
+            if (pk := _primary_key(conn, table))
+            and not _has_primary_key(conn, partition(table, model_run_id))
+        ]
         for table in RESULT_TABLES:
             jobs += [
                 _clone_index(ddl, name, table, model_run_id)
@@ -220,6 +254,11 @@ def attach(conn: psycopg.Connection[Any], model_run_id: int) -> bool:
         ).fetchone()
         if attached is not None and attached[0]:
             continue
+        pk = _primary_key(conn, table)
+        if pk and not _has_primary_key(conn, part):
+            # The unique index start_index_build made becomes the key (built here, under the lock, if not).
+            conn.execute(_primary_key_index(table, model_run_id, pk))  # type: ignore[arg-type]
+            conn.execute(f"ALTER TABLE {part} ADD CONSTRAINT {part}_pkey PRIMARY KEY USING INDEX {part}_pkey")  # type: ignore[arg-type]
         conn.execute(f"ALTER TABLE {table} ATTACH PARTITION {part} FOR VALUES IN ({int(model_run_id)})")  # type: ignore[arg-type]
     return True
 

@@ -16,7 +16,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
-from services.metrics import domain, repository, service
+from services.metrics import domain, repository, service, tasks
+from shared.contracts.tasks import TaskName
 from shared.db import partitions
 from tests.fixtures.metrics import SeededRun, libpq, reset_run_results, seed_run
 
@@ -54,6 +55,35 @@ def _snapshot(factory: sessionmaker[Session], run_id: int) -> dict[str, list[Any
 def _state(db_url: str, run_id: int) -> str:
     with psycopg.connect(libpq(db_url)) as conn:
         return partitions.state(conn, run_id)
+
+
+def _indexes(db_url: str, run_id: int) -> dict[str, list[str]]:
+    """The parent index (or primary key) behind each index of the run's tables, by table."""
+    out: dict[str, list[str]] = {}
+    with psycopg.connect(libpq(db_url)) as conn:
+        for table in partitions.RESULT_TABLES:
+            part = partitions.partition(table, run_id)
+            names = conn.execute(
+                "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
+                " WHERE i.indrelid = CAST(%s AS regclass) ORDER BY 1",
+                (part,),
+            ).fetchall()
+            out[table] = [
+                n.replace(f"{part}_pkey", f"{table}_pkey").removesuffix(f"_r{run_id}") for (n,) in names
+            ]
+    return out
+
+
+def _pkey_indexes(db_url: str, run_id: int) -> dict[str, int]:
+    """Table -> oid of the run's ``<table>_r<id>_pkey`` unique index that is not yet a constraint."""
+    with psycopg.connect(libpq(db_url)) as conn:
+        rows = conn.execute(
+            "SELECT c.relname, c.oid FROM pg_class c JOIN pg_index i ON i.indexrelid = c.oid"
+            " WHERE c.relname = ANY(%s) AND i.indisunique"
+            " AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = c.oid)",
+            ([f"{partitions.partition(t, run_id)}_pkey" for t in partitions.RESULT_TABLES],),
+        ).fetchall()
+    return {name.rsplit("_r", 1)[0]: int(oid) for name, oid in rows}
 
 
 def _compute(factory: sessionmaker[Session], run: SeededRun, rows: list[int], chunk: int = 60) -> None:
@@ -175,8 +205,17 @@ def test_indexes_build_while_the_aggregation_runs(
     with factory.begin() as s:
         assert service.prepare_bulk_load(s, rid, min_rows=1) is True
     _compute(factory, run, run.row_ids)
+    # While loading, only the indexes that find a row set's rows are kept up to date.
+    assert _indexes(db_url, rid) == {
+        "object_matches": ["ix_object_matches_run_row"],
+        "row_class_metrics": ["ix_row_class_metrics_run_row"],
+        "row_metrics": ["row_metrics_pkey"],
+    }
     build = service.start_index_build(libpq(db_url), rid, parallel=2)
     assert build is not None
+    build.wait()  # (wait() may be called again: attach_bulk_load does)
+    built = _pkey_indexes(db_url, rid)
+    assert built.keys() == {"object_matches", "row_class_metrics"}  # unique indexes, no constraints yet
     with factory.begin() as s:
         service.aggregate_run(s, rid)
         assert service.attach_bulk_load(s, build, rid) is True
@@ -195,3 +234,89 @@ def test_indexes_build_while_the_aggregation_runs(
         ).scalar()
     assert n == len(run.row_ids) and classes
     assert service.start_index_build(libpq(db_url), rid, parallel=2) is None
+    # The deferred primary keys are the unique indexes built before the attach, not rebuilt under its lock.
+    with psycopg.connect(libpq(db_url)) as conn:
+        for table, index_oid in built.items():
+            key = conn.execute(
+                "SELECT conindid FROM pg_constraint WHERE contype = 'p' AND conrelid = CAST(%s AS regclass)",
+                (partitions.partition(table, rid),),
+            ).fetchone()
+            assert key is not None and key[0] == index_oid, table
+
+
+def test_overlapping_row_sets_replace_rows_while_loading(
+    db_url: str, factory: sessionmaker[Session], run: SeededRun
+) -> None:
+    """A loading table has no primary key on objects: a row set that overlaps one already written (a
+    re-enqueue with other chunks) must replace the shared rows through the ``data_row_id`` index, not
+    add them twice; the primary keys built at the end would fail on a duplicate."""
+    rid = run.model_run_id
+    reset_run_results(db_url, rid)
+    with factory.begin() as s:
+        service.compute_rows(s, rid, run.row_ids)
+        service.aggregate_run(s, rid)
+    expected = _snapshot(factory, rid)
+
+    reset_run_results(db_url, rid)
+    with factory.begin() as s:
+        assert service.prepare_bulk_load(s, rid, min_rows=1) is True
+    _compute(factory, run, run.row_ids, chunk=80)
+    _compute(factory, run, run.row_ids[40:], chunk=80)  # every row from the 41st again, other chunks
+    assert _aggregate(db_url, factory, rid) is True
+    assert _snapshot(factory, rid) == expected
+
+
+def test_concurrent_overlapping_row_sets_conflict_while_loading(
+    db_url: str, factory: sessionmaker[Session], run: SeededRun
+) -> None:
+    """Two overlapping row sets in flight at once each see nothing to replace. ``row_metrics`` keeps its
+    primary key while loading (one row per member row of every row set), so the second to commit fails
+    with a unique violation, which the row task retries (it then replaces the first one's rows), instead
+    of both committing the shared rows' objects."""
+    import threading
+
+    rid = run.model_run_id
+    reset_run_results(db_url, rid)
+    with factory.begin() as s:
+        assert service.prepare_bulk_load(s, rid, min_rows=1) is True
+    first, second = run.row_ids[:60], run.row_ids[30:90]
+    s1 = factory()
+    service.compute_rows(s1, rid, first)  # written, not committed
+    errors: list[BaseException] = []
+
+    def other() -> None:
+        try:
+            with factory.begin() as s2:
+                service.compute_rows(s2, rid, second)  # waits on the first's uncommitted keys
+        except BaseException as exc:  # the assertion below says which
+            errors.append(exc)
+
+    t = threading.Thread(target=other)
+    t.start()
+    t.join(1.0)
+    assert t.is_alive()  # blocked on the shared rows' keys
+    s1.commit()
+    s1.close()
+    t.join(30)
+    assert len(errors) == 1 and isinstance(errors[0], psycopg.errors.UniqueViolation), errors
+    row_task = tasks.app.tasks[TaskName.metrics_compute_rows.value]
+    assert isinstance(errors[0], tuple(row_task.autoretry_for))  # the row task runs again
+    with factory.begin() as s:  # the retry
+        service.compute_rows(s, rid, second)
+    _compute(factory, run, run.row_ids[90:])
+    assert _aggregate(db_url, factory, rid) is True
+    with factory() as s:
+        n = s.execute(
+            text("SELECT count(*) FROM object_matches WHERE model_run_id = :r"), {"r": rid}
+        ).scalar()
+        m = s.execute(text("SELECT count(*) FROM row_metrics WHERE model_run_id = :r"), {"r": rid}).scalar()
+    assert m == len(run.row_ids)
+    with factory.begin() as s:  # the same numbers as one clean computation
+        service.compute_rows(s, rid, run.row_ids)
+    with factory() as s:
+        assert (
+            s.execute(
+                text("SELECT count(*) FROM object_matches WHERE model_run_id = :r"), {"r": rid}
+            ).scalar()
+            == n
+        )
