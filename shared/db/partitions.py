@@ -11,8 +11,9 @@ indexes on these tables; maintaining them row by row was ~70% of a metrics row t
 1. :func:`begin_bulk_load` — swaps the run's still-empty partitions for *loading tables* of the same
    name: detached, with only the indexes writing needs (those that find a row set's rows to replace:
    the ``data_row_id`` indexes, and ``row_metrics``' primary key, which leads with it). The other
-   tables' primary keys only guard uniqueness, which the row task's delete-then-insert under a row-set
-   lock already keeps; maintaining them row by row was a third of the Postgres CPU of a row task;
+   tables' primary keys only guard uniqueness, which the row task's delete-then-insert keeps (and
+   ``row_metrics``' key, one row per member row, makes the later of two overlapping row sets in flight
+   fail and retry); maintaining them row by row was a third of the Postgres CPU of a row task;
 2. writes into them by name (:func:`partition`), as it always does;
 3. when the run is aggregated: :func:`start_index_build` builds the remaining indexes (several at once,
    on separate connections; a deferred primary key as a unique index) and analyzes the tables while the
@@ -87,6 +88,9 @@ def lock_run(conn: psycopg.Connection[Any], model_run_id: int) -> None:
     conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (int(model_run_id % 2_147_483_647), _LOCK_KEY))
 
 
+_WRITE_KEYS = (["data_row_id"], ["model_run_id", "data_row_id"])  # a row set's rows, by row id
+
+
 def _parent_indexes(conn: psycopg.Connection[Any], table: str) -> list[tuple[str, str, bool]]:
     """(name, CREATE INDEX statement, needed while loading) of the parent's indexes, constraints excluded."""
     rows = conn.execute(
@@ -100,9 +104,6 @@ def _parent_indexes(conn: psycopg.Connection[Any], table: str) -> list[tuple[str
         (table,),
     ).fetchall()
     return [(name, ddl, list(cols) in _WRITE_KEYS) for name, ddl, cols in rows]
-
-
-_WRITE_KEYS = (["data_row_id"], ["model_run_id", "data_row_id"])  # a row set's rows, by row id
 
 
 def _primary_key(conn: psycopg.Connection[Any], table: str) -> list[str]:
@@ -220,7 +221,7 @@ def start_index_build(conninfo: str, model_run_id: int, parallel: int = 2) -> In
     with psycopg.connect(conninfo, autocommit=True) as conn:
         if state(conn, model_run_id) != "loading":
             return None
-        # Deferred primary keys first: the largest builds (object_matches' is over a third of the work).
+        # Deferred primary keys first: object_matches' is the largest single build (~1.2 s at 100k rows).
         jobs = [
             _primary_key_index(table, model_run_id, pk)
             for table in RESULT_TABLES
