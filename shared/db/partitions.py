@@ -91,38 +91,31 @@ def lock_run(conn: psycopg.Connection[Any], model_run_id: int) -> None:
 _WRITE_KEYS = (["data_row_id"], ["model_run_id", "data_row_id"])  # a row set's rows, by row id
 
 
-def _parent_indexes(conn: psycopg.Connection[Any], table: str) -> list[tuple[str, str, bool]]:
-    """(name, CREATE INDEX statement, needed while loading) of the parent's indexes, constraints excluded."""
+def _indexes(conn: psycopg.Connection[Any], rel: str) -> list[tuple[str, str, list[str], str | None]]:
+    """(name, CREATE INDEX statement, columns, constraint type or None) of each index of ``rel``."""
     rows = conn.execute(
         "SELECT c.relname, pg_get_indexdef(i.indexrelid),"
         " (SELECT array_agg(a.attname ORDER BY k.n) FROM unnest(i.indkey) WITH ORDINALITY k(attnum, n)"
-        "  JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum)"
+        "  JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum),"
+        " (SELECT k.contype::text FROM pg_constraint k WHERE k.conindid = i.indexrelid LIMIT 1)"
         " FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
         " WHERE i.indrelid = CAST(%s AS regclass)"
-        " AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid)"
         " ORDER BY c.relname",
-        (table,),
+        (rel,),
     ).fetchall()
-    return [(name, ddl, list(cols) in _WRITE_KEYS) for name, ddl, cols in rows]
+    return [(name, ddl, list(cols), contype) for name, ddl, cols, contype in rows]
 
 
-def _primary_key(conn: psycopg.Connection[Any], table: str) -> list[str]:
-    """The columns of the parent's primary key, in order (empty without one)."""
-    row = conn.execute(
-        "SELECT (SELECT array_agg(a.attname ORDER BY k.n) FROM unnest(c.conkey) WITH ORDINALITY k(attnum, n)"
-        "  JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.attnum)"
-        " FROM pg_constraint c WHERE c.conrelid = CAST(%s AS regclass) AND c.contype = 'p'",
-        (table,),
-    ).fetchone()
-    return [] if row is None else list(row[0])
+def _parent_indexes(conn: psycopg.Connection[Any], table: str) -> list[tuple[str, str, bool]]:
+    """(name, CREATE INDEX statement, needed while loading) of the parent's indexes, constraints excluded."""
+    return [
+        (name, ddl, cols in _WRITE_KEYS) for name, ddl, cols, contype in _indexes(conn, table) if not contype
+    ]
 
 
-def _has_primary_key(conn: psycopg.Connection[Any], part: str) -> bool:
-    row = conn.execute(
-        "SELECT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = CAST(%s AS regclass) AND contype = 'p')",
-        (part,),
-    ).fetchone()
-    return bool(row and row[0])
+def _primary_key(conn: psycopg.Connection[Any], rel: str) -> list[str]:
+    """The columns of ``rel``'s primary key, in order (empty without one)."""
+    return next((cols for _, _, cols, contype in _indexes(conn, rel) if contype == "p"), [])
 
 
 def _primary_key_index(table: str, model_run_id: int, columns: list[str]) -> str:
@@ -225,8 +218,7 @@ def start_index_build(conninfo: str, model_run_id: int, parallel: int = 2) -> In
         jobs = [
             _primary_key_index(table, model_run_id, pk)
             for table in RESULT_TABLES
-            if (pk := _primary_key(conn, table))
-            and not _has_primary_key(conn, partition(table, model_run_id))
+            if (pk := _primary_key(conn, table)) and not _primary_key(conn, partition(table, model_run_id))
         ]
         for table in RESULT_TABLES:
             jobs += [
@@ -256,7 +248,7 @@ def attach(conn: psycopg.Connection[Any], model_run_id: int) -> bool:
         if attached is not None and attached[0]:
             continue
         pk = _primary_key(conn, table)
-        if pk and not _has_primary_key(conn, part):
+        if pk and not _primary_key(conn, part):
             # The unique index start_index_build made becomes the key (built here, under the lock, if not).
             conn.execute(_primary_key_index(table, model_run_id, pk))  # type: ignore[arg-type]
             conn.execute(f"ALTER TABLE {part} ADD CONSTRAINT {part}_pkey PRIMARY KEY USING INDEX {part}_pkey")  # type: ignore[arg-type]

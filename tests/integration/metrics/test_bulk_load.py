@@ -92,6 +92,21 @@ def _compute(factory: sessionmaker[Session], run: SeededRun, rows: list[int], ch
             service.compute_rows(s, run.model_run_id, part)
 
 
+def _expected_then_loading(
+    db_url: str, factory: sessionmaker[Session], run: SeededRun
+) -> dict[str, list[Any]]:
+    """The run's tables computed on the ordinary (attached) path; then emptied and switched to loading."""
+    rid = run.model_run_id
+    with factory.begin() as s:
+        service.compute_rows(s, rid, run.row_ids)
+        service.aggregate_run(s, rid)
+    expected = _snapshot(factory, rid)
+    reset_run_results(db_url, rid)
+    with factory.begin() as s:
+        assert service.prepare_bulk_load(s, rid, min_rows=1) is True
+    return expected
+
+
 def _aggregate(db_url: str, factory: sessionmaker[Session], run_id: int) -> bool:
     attached = service.finish_bulk_load(libpq(db_url), run_id, parallel=2)
     with factory.begin() as s:
@@ -162,14 +177,7 @@ def test_rows_after_the_attach_still_land(
     """An aggregation that runs before the last row task (slow worker) attaches early; later rows are
     written into the attached partition and the next aggregation counts them."""
     rid = run.model_run_id
-    with factory.begin() as s:
-        service.compute_rows(s, rid, run.row_ids)
-        service.aggregate_run(s, rid)
-    expected = _snapshot(factory, rid)
-
-    reset_run_results(db_url, rid)
-    with factory.begin() as s:
-        assert service.prepare_bulk_load(s, rid, min_rows=1) is True
+    expected = _expected_then_loading(db_url, factory, run)
     half = len(run.row_ids) // 2
     _compute(factory, run, run.row_ids[:half])
     with factory() as s:
@@ -252,14 +260,7 @@ def test_overlapping_row_sets_replace_rows_while_loading(
     add them twice; the primary keys built at the end would fail on a duplicate."""
     rid = run.model_run_id
     reset_run_results(db_url, rid)
-    with factory.begin() as s:
-        service.compute_rows(s, rid, run.row_ids)
-        service.aggregate_run(s, rid)
-    expected = _snapshot(factory, rid)
-
-    reset_run_results(db_url, rid)
-    with factory.begin() as s:
-        assert service.prepare_bulk_load(s, rid, min_rows=1) is True
+    expected = _expected_then_loading(db_url, factory, run)
     _compute(factory, run, run.row_ids, chunk=80)
     _compute(factory, run, run.row_ids[40:], chunk=80)  # every row from the 41st again, other chunks
     assert _aggregate(db_url, factory, rid) is True
